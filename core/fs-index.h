@@ -1,0 +1,48 @@
+/* FsIndex: the per-folder SQLite index (WAL). Holds the base state of every
+ * path, every journal record seen, per-device journal cursors and settings.
+ * Schema versioned with migrations; see DESIGN §6 and docs/format.md.
+ * Not thread-safe: owned by one thread (the engine's). */
+#pragma once
+
+#include <glib-object.h>
+#include "fs-types.h"
+
+G_BEGIN_DECLS
+
+#define FS_TYPE_INDEX (fs_index_get_type ())
+G_DECLARE_FINAL_TYPE (FsIndex, fs_index, FS, INDEX, GObject)
+
+#define FS_INDEX_SCHEMA_VERSION 1
+
+/* Opens or creates the database, runs migrations. A schema newer than this
+ * code knows is FS_INDEX_ERROR_SCHEMA_TOO_NEW. */
+FsIndex *fs_index_open (const gchar *filename, GError **error);
+
+/* Transactions; all writes between begin and commit land together. */
+gboolean fs_index_begin (FsIndex *self, GError **error);
+gboolean fs_index_commit (FsIndex *self, GError **error);
+void fs_index_rollback (FsIndex *self);
+
+/* Base entries, keyed by FsEntry.path. lookup returns NULL without an error
+ * when the path is absent. list returns every entry sorted by path. */
+FsEntry *fs_index_lookup (FsIndex *self, const gchar *path, GError **error);
+GPtrArray *fs_index_list (FsIndex *self, GError **error);
+GHashTable *fs_index_load_all (FsIndex *self, GError **error); /* path → FsEntry */
+gboolean fs_index_put (FsIndex *self, const FsEntry *entry, GError **error);
+gboolean fs_index_remove (FsIndex *self, const gchar *path, GError **error);
+
+/* Journal records seen (own and others'), keyed by version. */
+gboolean fs_index_add_record (FsIndex *self, const FsRecord *record, GError **error);
+GPtrArray *fs_index_list_records (FsIndex *self, GError **error);
+
+/* Highest journal sequence seen per device (-1 when none). */
+gint64 fs_index_get_cursor (FsIndex *self, const gchar *device_id);
+gboolean fs_index_set_cursor (FsIndex *self, const gchar *device_id, gint64 seq, GError **error);
+
+/* Settings and identity (device_id, …). get returns NULL when unset. */
+gchar *fs_index_get_meta (FsIndex *self, const gchar *key);
+gboolean fs_index_set_meta (FsIndex *self, const gchar *key, const gchar *value, GError **error);
+
+gint fs_index_get_schema_version (FsIndex *self);
+
+G_END_DECLS

@@ -1,0 +1,46 @@
+/* The scanner: walks a folder and returns its current local state, hashing
+ * only files whose (size, mtime ns, inode, mode) differ from the index. */
+#pragma once
+
+#include <gio/gio.h>
+#include "fs-ignore.h"
+#include "fs-types.h"
+
+G_BEGIN_DECLS
+
+typedef struct {
+  guint files_hashed;
+  guint64 bytes_hashed;
+  guint skipped_special;  /* fifos, sockets, devices */
+  guint skipped_ignored;
+} FsScanStats;
+
+typedef struct {
+  /* path → FsEntry, for every file, directory and symlink under the root
+   * (the root itself excluded), after .foldersyncignore. */
+  GHashTable *entries;
+  /* Human-readable problems that did not stop the scan (one line each):
+   * non-UTF-8 names, NFC/NFD twins, case collisions, unreadable files. */
+  GPtrArray *warnings;
+  FsScanStats stats;
+} FsScanResult;
+
+void fs_scan_result_free (FsScanResult *result);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (FsScanResult, fs_scan_result_free)
+
+/* @base: path → FsEntry from the index (may be NULL). An unchanged file takes
+ * its hash from the base entry; a changed one is hashed (SHA-256, libgcrypt). */
+FsScanResult *fs_scan (const gchar *root, GHashTable *base, GCancellable *cancellable,
+                       GError **error);
+
+/* SHA-256 of a file's content as lowercase hex. */
+gchar *fs_hash_file (const gchar *filename, guint64 *size, GCancellable *cancellable,
+                     GError **error);
+
+/* Whether two entries describe the same content (kind, hash/target, exec bit). */
+gboolean fs_entry_same_content (const FsEntry *a, const FsEntry *b);
+
+/* Whether the stat data (size, mtime, inode, mode) of @a and @b match. */
+gboolean fs_entry_same_stat (const FsEntry *a, const FsEntry *b);
+
+G_END_DECLS

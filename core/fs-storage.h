@@ -1,0 +1,84 @@
+/* FsStorage: the interface every storage backend plugin implements.
+ *
+ * Keys are '/'-separated strings relative to the backend's root (the store
+ * directory, or the bucket). Calls are synchronous and thread-safe: engine
+ * worker threads call them concurrently. */
+#pragma once
+
+#include <gio/gio.h>
+
+G_BEGIN_DECLS
+
+#define FS_TYPE_STORAGE (fs_storage_get_type ())
+G_DECLARE_INTERFACE (FsStorage, fs_storage, FS, STORAGE, GObject)
+
+typedef struct {
+  gchar *key;
+  guint64 size;
+  gchar *version; /* opaque: changes whenever the object's bytes change */
+} FsStorageObject;
+
+FsStorageObject *fs_storage_object_new (const gchar *key, guint64 size, const gchar *version);
+void fs_storage_object_free (FsStorageObject *obj);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (FsStorageObject, fs_storage_object_free)
+
+/* Passed as expected_version to fs_storage_put(): only create, never replace. */
+#define FS_STORAGE_IF_ABSENT ""
+
+struct _FsStorageInterface {
+  GTypeInterface parent_iface;
+
+  /* Settings come as a{sv}-like string table: "root" for storage-local, etc. */
+  gboolean (*configure) (FsStorage *self, GHashTable *settings, GError **error);
+  gboolean (*list) (FsStorage *self, const gchar *prefix, const gchar *delimiter,
+                    const gchar *start_after, guint max_keys, GPtrArray **objects,
+                    GPtrArray **common_prefixes, gboolean *truncated, GError **error);
+  FsStorageObject *(*stat) (FsStorage *self, const gchar *key, GError **error);
+  GInputStream *(*get) (FsStorage *self, const gchar *key, guint64 offset, gint64 length,
+                        GError **error);
+  gboolean (*put) (FsStorage *self, const gchar *key, GInputStream *source,
+                   const gchar *expected_version, gchar **new_version,
+                   GCancellable *cancellable, GError **error);
+  gboolean (*delete) (FsStorage *self, const gchar *key, GError **error);
+  gboolean (*supports_conditional_put) (FsStorage *self);
+};
+
+gboolean fs_storage_configure (FsStorage *self, GHashTable *settings, GError **error);
+
+/* One page of keys under @prefix, in byte order, strictly after @start_after
+ * (may be NULL). With a @delimiter, keys that contain it after the prefix are
+ * rolled up into @common_prefixes (each ending in the delimiter). @objects
+ * holds FsStorageObject; @common_prefixes holds gchar*. */
+gboolean fs_storage_list (FsStorage *self, const gchar *prefix, const gchar *delimiter,
+                          const gchar *start_after, guint max_keys, GPtrArray **objects,
+                          GPtrArray **common_prefixes, gboolean *truncated, GError **error);
+
+/* Every key under @prefix (all pages), as FsStorageObject. */
+GPtrArray *fs_storage_list_all (FsStorage *self, const gchar *prefix, const gchar *start_after,
+                                GError **error);
+
+FsStorageObject *fs_storage_stat (FsStorage *self, const gchar *key, GError **error);
+
+/* @length -1 reads to the end. A missing key is FS_STORAGE_ERROR_NOT_FOUND. */
+GInputStream *fs_storage_get (FsStorage *self, const gchar *key, guint64 offset, gint64 length,
+                              GError **error);
+GBytes *fs_storage_get_bytes (FsStorage *self, const gchar *key, gsize max_size, GError **error);
+
+/* Store all of @source under @key. @expected_version NULL: unconditional;
+ * FS_STORAGE_IF_ABSENT: fail with PRECONDITION_FAILED if the key exists;
+ * otherwise fail unless the current version equals it. Readers never see a
+ * partially written object. */
+gboolean fs_storage_put (FsStorage *self, const gchar *key, GInputStream *source,
+                         const gchar *expected_version, gchar **new_version,
+                         GCancellable *cancellable, GError **error);
+gboolean fs_storage_put_bytes (FsStorage *self, const gchar *key, GBytes *bytes,
+                               const gchar *expected_version, gchar **new_version,
+                               GError **error);
+
+/* Deleting a missing key succeeds. */
+gboolean fs_storage_delete (FsStorage *self, const gchar *key, GError **error);
+
+/* Whether expected_version in put() is enforced by this backend. */
+gboolean fs_storage_supports_conditional_put (FsStorage *self);
+
+G_END_DECLS

@@ -1,0 +1,130 @@
+/* Constructors and helpers of the shared plain data types. */
+#include "fs-types.h"
+
+FsEntry *
+fs_entry_new (const gchar *path, FsKind kind)
+{
+  FsEntry *e = g_new0 (FsEntry, 1);
+  e->path = g_strdup (path);
+  e->kind = kind;
+  return e;
+}
+
+FsEntry *
+fs_entry_copy (const FsEntry *entry)
+{
+  FsEntry *e;
+  if (entry == NULL)
+    return NULL;
+  e = g_memdup2 (entry, sizeof *entry);
+  e->path = g_strdup (entry->path);
+  e->disk_path = g_strdup (entry->disk_path);
+  e->hash = g_strdup (entry->hash);
+  e->target = g_strdup (entry->target);
+  e->version = g_strdup (entry->version);
+  return e;
+}
+
+void
+fs_entry_free (FsEntry *entry)
+{
+  if (entry == NULL)
+    return;
+  g_free (entry->path);
+  g_free (entry->disk_path);
+  g_free (entry->hash);
+  g_free (entry->target);
+  g_free (entry->version);
+  g_free (entry);
+}
+
+const gchar *
+fs_entry_disk_path (const FsEntry *entry)
+{
+  return entry->disk_path != NULL ? entry->disk_path : entry->path;
+}
+
+FsRecord *
+fs_record_new (void)
+{
+  return g_new0 (FsRecord, 1);
+}
+
+FsRecord *
+fs_record_copy (const FsRecord *record)
+{
+  FsRecord *r;
+  if (record == NULL)
+    return NULL;
+  r = g_memdup2 (record, sizeof *record);
+  r->version = g_strdup (record->version);
+  r->replaces = g_strdup (record->replaces);
+  r->path = g_strdup (record->path);
+  r->hash = g_strdup (record->hash);
+  r->target = g_strdup (record->target);
+  r->object = g_strdup (record->object);
+  r->device_id = g_strdup (record->device_id);
+  r->device_name = g_strdup (record->device_name);
+  return r;
+}
+
+void
+fs_record_free (FsRecord *record)
+{
+  if (record == NULL)
+    return;
+  g_free (record->version);
+  g_free (record->replaces);
+  g_free (record->path);
+  g_free (record->hash);
+  g_free (record->target);
+  g_free (record->object);
+  g_free (record->device_id);
+  g_free (record->device_name);
+  g_free (record);
+}
+
+gchar *
+fs_hex_encode (const guint8 *data, gsize len)
+{
+  static const gchar digits[] = "0123456789abcdef";
+  gchar *out = g_malloc (len * 2 + 1);
+  for (gsize i = 0; i < len; i++)
+    {
+      out[2 * i] = digits[data[i] >> 4];
+      out[2 * i + 1] = digits[data[i] & 0xf];
+    }
+  out[len * 2] = '\0';
+  return out;
+}
+
+gchar *
+fs_base32_encode (const guint8 *data, gsize len)
+{
+  static const gchar alphabet[] = "abcdefghijklmnopqrstuvwxyz234567";
+  GString *out = g_string_sized_new ((len * 8 + 4) / 5 + 1);
+  guint32 buffer = 0;
+  guint bits = 0;
+
+  for (gsize i = 0; i < len; i++)
+    {
+      buffer = (buffer << 8) | data[i];
+      bits += 8;
+      while (bits >= 5)
+        {
+          g_string_append_c (out, alphabet[(buffer >> (bits - 5)) & 31]);
+          bits -= 5;
+        }
+    }
+  if (bits > 0)
+    g_string_append_c (out, alphabet[(buffer << (5 - bits)) & 31]);
+  return g_string_free (out, FALSE);
+}
+
+gchar *
+fs_path_normalize (const gchar *path)
+{
+  if (!g_utf8_validate (path, -1, NULL))
+    return NULL;
+  return g_utf8_normalize (path, -1, G_NORMALIZE_NFC);
+}
