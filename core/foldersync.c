@@ -1,2 +1,357 @@
-/* placeholder: being written */
-int main (void) { return 0; }
+/* foldersync: the command line. `keygen` and `sync` work without a daemon;
+ * the daemon verbs come with foldersyncd. Exit codes: docs/cli.md. */
+#include "config.h"
+
+#include <errno.h>
+#include <glib/gstdio.h>
+#include <locale.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include <json-glib/json-glib.h>
+
+#include "fs-engine.h"
+#include "fs-error.h"
+#include "fs-index.h"
+#include "fs-keyfile.h"
+#include "fs-plugin-loader.h"
+#include "fs-storage.h"
+
+enum {
+  EXIT_OK = 0,
+  EXIT_FAILED = 1,
+  EXIT_USAGE = 2,
+  EXIT_KEY_FILE = 3,
+  EXIT_WRONG_KEY = 4,
+  EXIT_STORE = 5,
+  EXIT_FOLDER = 6,
+  EXIT_PARTIAL = 7,
+  EXIT_INDEX = 8,
+};
+
+static gboolean opt_verbose;
+
+static int
+exit_code_for (const GError *error)
+{
+  if (error->domain == FS_ENGINE_ERROR)
+    switch ((FsEngineError) error->code)
+      {
+      case FS_ENGINE_ERROR_KEY_FILE:
+        return EXIT_KEY_FILE;
+      case FS_ENGINE_ERROR_WRONG_KEY:
+        return EXIT_WRONG_KEY;
+      case FS_ENGINE_ERROR_NOT_A_STORE:
+        return EXIT_STORE;
+      case FS_ENGINE_ERROR_FOLDER:
+        return EXIT_FOLDER;
+      case FS_ENGINE_ERROR_INVALID_ARGUMENT:
+        return EXIT_USAGE;
+      case FS_ENGINE_ERROR_PARTIAL:
+        return EXIT_PARTIAL;
+      default:
+        return EXIT_FAILED;
+      }
+  if (error->domain == FS_STORAGE_ERROR)
+    return EXIT_STORE;
+  if (error->domain == FS_INDEX_ERROR)
+    return EXIT_INDEX;
+  if (error->domain == FS_CRYPTO_ERROR && error->code == FS_CRYPTO_ERROR_INVALID_KEY)
+    return EXIT_KEY_FILE;
+  return EXIT_FAILED;
+}
+
+static int
+fail (const GError *error)
+{
+  g_printerr ("foldersync: %s\n", error->message);
+  return exit_code_for (error);
+}
+
+static int
+usage_error (GOptionContext *context, const gchar *message)
+{
+  g_printerr ("foldersync: %s\n", message);
+  g_printerr ("Run ‘%s --help’ for usage.\n", g_get_prgname ());
+  return EXIT_USAGE;
+}
+
+static GLogWriterOutput
+log_writer (GLogLevelFlags level, const GLogField *fields, gsize n_fields, gpointer user_data)
+{
+  /* People see warnings; messages and debug output only with --verbose or
+   * G_MESSAGES_DEBUG. */
+  if (!opt_verbose && (level & (G_LOG_LEVEL_MESSAGE | G_LOG_LEVEL_INFO)) != 0)
+    return G_LOG_WRITER_HANDLED;
+  return g_log_writer_default (level, fields, n_fields, user_data);
+}
+
+/* ---- keygen ------------------------------------------------------------- */
+
+static int
+cmd_keygen (int argc, char **argv)
+{
+  g_autoptr(GOptionContext) context = g_option_context_new ("— print a new random key");
+  g_autoptr(GError) error = NULL;
+  g_autofree gchar *hex = NULL;
+
+  g_option_context_set_description (context,
+                                    "Prints 64 hex characters (a 256-bit key). Keep it in a file "
+                                    "of mode 0600:\n  umask 077; foldersync keygen > notes.key");
+  if (!g_option_context_parse (context, &argc, &argv, &error))
+    return usage_error (context, error->message);
+  if (argc > 1)
+    return usage_error (context, "keygen takes no arguments");
+  if (isatty (STDOUT_FILENO))
+    g_printerr ("foldersync: warning: printing a secret key to a terminal\n");
+  hex = fs_keyfile_generate_hex ();
+  g_print ("%s\n", hex);
+  explicit_bzero (hex, strlen (hex));
+  return EXIT_OK;
+}
+
+/* ---- sync --------------------------------------------------------------- */
+
+static gchar *
+format_size (guint64 bytes)
+{
+  return g_format_size_full (bytes, G_FORMAT_SIZE_DEFAULT);
+}
+
+static void
+print_summary_json (const FsSyncStats *s, GPtrArray *messages, const GError *error)
+{
+  g_autoptr(JsonBuilder) b = json_builder_new ();
+  g_autoptr(JsonGenerator) gen = json_generator_new ();
+  g_autoptr(JsonNode) root = NULL;
+  g_autofree gchar *text = NULL;
+  const struct {
+    const gchar *name;
+    guint64 value;
+  } counters[] = {
+    { "files_up", s->files_up },           { "bytes_up", s->bytes_up },
+    { "files_down", s->files_down },       { "bytes_down", s->bytes_down },
+    { "dirs_created", s->dirs_created },   { "deleted_local", s->deleted_local },
+    { "deleted_remote", s->deleted_remote }, { "conflicts", s->conflicts },
+    { "errors", s->errors },               { "deferred", s->deferred },
+    { "files_hashed", s->files_hashed },   { "objects_read", s->objects_read },
+    { "objects_written", s->objects_written }, { "records_read", s->records_read },
+    { "records_written", s->records_written },
+  };
+
+  json_builder_begin_object (b);
+  for (gsize i = 0; i < G_N_ELEMENTS (counters); i++)
+    {
+      json_builder_set_member_name (b, counters[i].name);
+      json_builder_add_int_value (b, (gint64) counters[i].value);
+    }
+  json_builder_set_member_name (b, "messages");
+  json_builder_begin_array (b);
+  for (guint i = 0; i < messages->len; i++)
+    json_builder_add_string_value (b, g_ptr_array_index (messages, i));
+  json_builder_end_array (b);
+  if (error != NULL)
+    {
+      json_builder_set_member_name (b, "error");
+      json_builder_add_string_value (b, error->message);
+    }
+  json_builder_end_object (b);
+  root = json_builder_get_root (b);
+  json_generator_set_root (gen, root);
+  text = json_generator_to_data (gen, NULL);
+  g_print ("%s\n", text);
+}
+
+static void
+print_summary (const gchar *path, const FsSyncStats *s)
+{
+  g_autofree gchar *up = format_size (s->bytes_up);
+  g_autofree gchar *down = format_size (s->bytes_down);
+
+  g_print ("Synced %s: %u up (%s), %u down (%s), %u deleted here, %u deleted remotely, "
+           "%u conflicts, %u errors",
+           path, s->files_up, up, s->files_down, down, s->deleted_local, s->deleted_remote,
+           s->conflicts, s->errors);
+  if (s->deferred > 0)
+    g_print (", %u deferred", s->deferred);
+  g_print ("\n");
+}
+
+static gchar *
+absolute_path (const gchar *path)
+{
+  g_autofree gchar *cwd = NULL;
+  if (g_path_is_absolute (path))
+    return g_canonicalize_filename (path, NULL);
+  cwd = g_get_current_dir ();
+  return g_canonicalize_filename (path, cwd);
+}
+
+static int
+cmd_sync (int argc, char **argv)
+{
+  g_autofree gchar *opt_path = NULL;
+  g_autofree gchar *opt_key_file = NULL;
+  g_autofree gchar *opt_store = NULL;
+  g_autofree gchar *opt_prefix = NULL;
+  g_autofree gchar *opt_device_name = NULL;
+  gboolean opt_audit = FALSE;
+  gboolean opt_json = FALSE;
+  const GOptionEntry entries[] = {
+    { "path", 'p', 0, G_OPTION_ARG_FILENAME, &opt_path, "The folder to sync (required)", "DIR" },
+    { "key-file", 'k', 0, G_OPTION_ARG_FILENAME, &opt_key_file,
+      "The folder's key: 64 hex characters, mode 0600 (required)", "FILE" },
+    { "store", 's', 0, G_OPTION_ARG_FILENAME, &opt_store,
+      "A local store directory (default: $XDG_DATA_HOME/foldersync/store)", "DIR" },
+    { "prefix", 0, 0, G_OPTION_ARG_STRING, &opt_prefix, "Key prefix inside the store", "PREFIX" },
+    { "device-name", 0, 0, G_OPTION_ARG_STRING, &opt_device_name,
+      "Name used in conflict copies (default: host name and device id)", "NAME" },
+    { "audit", 0, 0, G_OPTION_ARG_NONE, &opt_audit,
+      "Read the whole remote journal again, not only what is new", NULL },
+    { "json", 0, 0, G_OPTION_ARG_NONE, &opt_json, "Print the summary as JSON", NULL },
+    { NULL },
+  };
+  g_autoptr(GOptionContext) context = g_option_context_new ("— make a folder and its store agree, both ways");
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GBytes) key = NULL;
+  g_autoptr(FsStorage) storage = NULL;
+  g_autoptr(GHashTable) settings = NULL;
+  g_autoptr(FsEngine) engine = NULL;
+  g_autoptr(GPtrArray) messages = g_ptr_array_new_with_free_func (g_free);
+  g_autofree gchar *path = NULL;
+  g_autofree gchar *store = NULL;
+  g_autofree gchar *store_id = NULL;
+  FsSyncStats stats = { 0 };
+  FsEngineConfig config = { 0 };
+  gboolean ok;
+
+  g_option_context_add_main_entries (context, entries, NULL);
+  g_option_context_set_description (context, "Exit codes are listed in docs/cli.md.");
+  if (!g_option_context_parse (context, &argc, &argv, &error))
+    return usage_error (context, error->message);
+  if (argc > 1)
+    return usage_error (context, "sync takes no positional arguments");
+  if (opt_path == NULL)
+    return usage_error (context, "--path is required");
+  if (opt_key_file == NULL)
+    return usage_error (context, "--key-file is required (create one with: foldersync keygen)");
+
+  key = fs_keyfile_load (opt_key_file, &error);
+  if (key == NULL)
+    return fail (error);
+
+  path = absolute_path (opt_path);
+  if (opt_store != NULL)
+    store = absolute_path (opt_store);
+  else
+    {
+      store = g_build_filename (g_get_user_data_dir (), "foldersync", "store", NULL);
+      if (g_mkdir_with_parents (store, 0700) != 0)
+        {
+          g_printerr ("foldersync: Cannot create the default store ‘%s’: %s\n", store,
+                      g_strerror (errno));
+          return EXIT_STORE;
+        }
+    }
+  storage = FS_STORAGE (fs_plugin_new_instance ("storage-local", FS_TYPE_STORAGE, &error));
+  if (storage == NULL)
+    return fail (error);
+  settings = g_hash_table_new (g_str_hash, g_str_equal);
+  g_hash_table_insert (settings, (gpointer) "root", store);
+  if (!fs_storage_configure (storage, settings, &error))
+    return fail (error);
+  store_id = g_strconcat ("local:", store, NULL);
+
+  config.local_path = path;
+  config.storage = storage;
+  config.store_id = store_id;
+  config.prefix = opt_prefix;
+  config.key = key;
+  config.device_name = opt_device_name != NULL ? opt_device_name : g_getenv ("FOLDERSYNC_DEVICE_NAME");
+  engine = fs_engine_new (&config, &error);
+  if (engine == NULL)
+    return fail (error);
+
+  ok = fs_engine_sync (engine, opt_audit, &stats, messages, NULL, &error);
+  if (opt_json)
+    print_summary_json (&stats, messages, error);
+  else
+    {
+      for (guint i = 0; i < messages->len; i++)
+        g_printerr ("foldersync: %s\n", (const gchar *) g_ptr_array_index (messages, i));
+      if (ok)
+        print_summary (path, &stats);
+    }
+  if (!ok)
+    return opt_json ? exit_code_for (error) : fail (error);
+  return stats.errors > 0 ? EXIT_PARTIAL : EXIT_OK;
+}
+
+/* ---- dispatch ----------------------------------------------------------- */
+
+typedef struct {
+  const gchar *name;
+  int (*run) (int argc, char **argv);
+  const gchar *summary;
+} Verb;
+
+static const Verb verbs[] = {
+  { "sync", cmd_sync, "Make a folder and its store agree, both ways, once" },
+  { "keygen", cmd_keygen, "Print a new random key" },
+};
+
+static void
+print_usage (FILE *out)
+{
+  fprintf (out, "Usage: foldersync [--verbose] COMMAND [OPTIONS]\n\nCommands:\n");
+  for (gsize i = 0; i < G_N_ELEMENTS (verbs); i++)
+    fprintf (out, "  %-10s %s\n", verbs[i].name, verbs[i].summary);
+  fprintf (out, "\nRun ‘foldersync COMMAND --help’ for the options of a command.\n");
+}
+
+int
+main (int argc, char **argv)
+{
+  int first = 1;
+
+  setlocale (LC_ALL, "");
+  g_log_set_writer_func (log_writer, NULL, NULL);
+
+  for (; first < argc && argv[first][0] == '-'; first++)
+    {
+      if (g_str_equal (argv[first], "--verbose") || g_str_equal (argv[first], "-v"))
+        opt_verbose = TRUE;
+      else if (g_str_equal (argv[first], "--version"))
+        {
+          g_print ("foldersync %s\n", PACKAGE_VERSION);
+          return EXIT_OK;
+        }
+      else if (g_str_equal (argv[first], "--help") || g_str_equal (argv[first], "-h"))
+        {
+          print_usage (stdout);
+          return EXIT_OK;
+        }
+      else
+        {
+          g_printerr ("foldersync: unknown option %s\n", argv[first]);
+          print_usage (stderr);
+          return EXIT_USAGE;
+        }
+    }
+  if (first >= argc)
+    {
+      print_usage (stderr);
+      return EXIT_USAGE;
+    }
+  for (gsize i = 0; i < G_N_ELEMENTS (verbs); i++)
+    if (g_str_equal (argv[first], verbs[i].name))
+      {
+        g_autofree gchar *prgname = g_strconcat ("foldersync ", verbs[i].name, NULL);
+        g_set_prgname (prgname);
+        return verbs[i].run (argc - first, argv + first);
+      }
+  g_printerr ("foldersync: unknown command ‘%s’\n", argv[first]);
+  print_usage (stderr);
+  return EXIT_USAGE;
+}

@@ -1,1 +1,281 @@
-/* placeholder: being written */
+/* Journal records: JSON inside a sealed record, one storage object each. */
+#include <json-glib/json-glib.h>
+#include <stdlib.h>
+
+#include "fs-error.h"
+#include "fs-journal.h"
+
+#define JOURNAL_DIR ".journal/"
+#define RECORD_MAX_SIZE (64 * 1024)
+
+gchar *
+fs_journal_record_key (const gchar *prefix, const gchar *device_id, gint64 seq)
+{
+  return g_strdup_printf ("%s" JOURNAL_DIR "%s/%016" G_GINT64_MODIFIER "x", prefix, device_id,
+                          seq);
+}
+
+GBytes *
+fs_record_to_json (const FsRecord *r)
+{
+  g_autoptr(JsonBuilder) b = json_builder_new ();
+  g_autoptr(JsonGenerator) gen = json_generator_new ();
+  g_autoptr(JsonNode) root = NULL;
+  gsize len = 0;
+  gchar *data;
+
+  json_builder_begin_object (b);
+#define ADD_STR(name, val)                   \
+  if ((val) != NULL)                         \
+    {                                        \
+      json_builder_set_member_name (b, name); \
+      json_builder_add_string_value (b, val); \
+    }
+#define ADD_INT(name, val)                   \
+  json_builder_set_member_name (b, name);    \
+  json_builder_add_int_value (b, (gint64) (val));
+  ADD_INT ("format", 1);
+  ADD_STR ("version", r->version);
+  ADD_STR ("replaces", r->replaces);
+  ADD_STR ("path", r->path);
+  ADD_INT ("kind", r->kind);
+  json_builder_set_member_name (b, "deleted");
+  json_builder_add_boolean_value (b, r->deleted);
+  ADD_INT ("size", r->size);
+  ADD_INT ("mtime_ns", r->mtime_ns);
+  ADD_INT ("mode", r->mode);
+  ADD_STR ("hash", r->hash);
+  ADD_STR ("target", r->target);
+  ADD_STR ("object", r->object);
+  ADD_STR ("device_id", r->device_id);
+  ADD_STR ("device_name", r->device_name);
+  ADD_INT ("seq", r->seq);
+  ADD_INT ("time_us", r->time_us);
+#undef ADD_STR
+#undef ADD_INT
+  json_builder_end_object (b);
+  root = json_builder_get_root (b);
+  json_generator_set_root (gen, root);
+  data = json_generator_to_data (gen, &len);
+  return g_bytes_new_take (data, len);
+}
+
+static gchar *
+dup_member_string (JsonObject *o, const gchar *name)
+{
+  JsonNode *n = json_object_get_member (o, name);
+  if (n == NULL || JSON_NODE_TYPE (n) != JSON_NODE_VALUE ||
+      json_node_get_value_type (n) != G_TYPE_STRING)
+    return NULL;
+  return g_strdup (json_node_get_string (n));
+}
+
+FsRecord *
+fs_record_from_json (GBytes *json, GError **error)
+{
+  g_autoptr(JsonParser) parser = json_parser_new ();
+  g_autoptr(FsRecord) r = fs_record_new ();
+  JsonObject *o;
+  gsize len = 0;
+  const gchar *data = g_bytes_get_data (json, &len);
+
+  if (!json_parser_load_from_data (parser, data, (gssize) len, error))
+    return NULL;
+  if (!JSON_NODE_HOLDS_OBJECT (json_parser_get_root (parser)))
+    {
+      g_set_error_literal (error, FS_CRYPTO_ERROR, FS_CRYPTO_ERROR_CORRUPT,
+                           "Journal record is not a JSON object");
+      return NULL;
+    }
+  o = json_node_get_object (json_parser_get_root (parser));
+  if (json_object_get_int_member_with_default (o, "format", 0) != 1)
+    {
+      g_set_error_literal (error, FS_CRYPTO_ERROR, FS_CRYPTO_ERROR_CORRUPT,
+                           "Journal record has an unknown format version");
+      return NULL;
+    }
+  r->version = dup_member_string (o, "version");
+  r->replaces = dup_member_string (o, "replaces");
+  r->path = dup_member_string (o, "path");
+  r->kind = (FsKind) json_object_get_int_member_with_default (o, "kind", FS_KIND_NONE);
+  r->deleted = json_object_get_boolean_member_with_default (o, "deleted", FALSE);
+  r->size = (guint64) json_object_get_int_member_with_default (o, "size", 0);
+  r->mtime_ns = json_object_get_int_member_with_default (o, "mtime_ns", 0);
+  r->mode = (guint32) json_object_get_int_member_with_default (o, "mode", 0644);
+  r->hash = dup_member_string (o, "hash");
+  r->target = dup_member_string (o, "target");
+  r->object = dup_member_string (o, "object");
+  r->device_id = dup_member_string (o, "device_id");
+  r->device_name = dup_member_string (o, "device_name");
+  r->seq = json_object_get_int_member_with_default (o, "seq", -1);
+  r->time_us = json_object_get_int_member_with_default (o, "time_us", 0);
+
+  if (r->version == NULL || r->path == NULL || r->device_id == NULL || r->seq < 0 ||
+      r->kind < FS_KIND_FILE || r->kind > FS_KIND_SYMLINK ||
+      (!r->deleted && r->kind == FS_KIND_FILE && (r->object == NULL || r->hash == NULL)))
+    {
+      g_set_error_literal (error, FS_CRYPTO_ERROR, FS_CRYPTO_ERROR_CORRUPT,
+                           "Journal record lacks required fields");
+      return NULL;
+    }
+  return g_steal_pointer (&r);
+}
+
+gboolean
+fs_journal_append (FsStorage *storage, FsCrypto *crypto, const gchar *prefix,
+                   const FsRecord *record, GError **error)
+{
+  g_autofree gchar *key = fs_journal_record_key (prefix, record->device_id, record->seq);
+  g_autoptr(GBytes) json = fs_record_to_json (record);
+  g_autoptr(GBytes) sealed = NULL;
+
+  /* The context binds the record to its key: it cannot be moved or renumbered. */
+  sealed = fs_crypto_seal_record (crypto, json, key + strlen (prefix), error);
+  if (sealed == NULL)
+    return FALSE;
+  return fs_storage_put_bytes (storage, key, sealed, NULL, NULL, error);
+}
+
+static gboolean
+parse_seq (const gchar *name, gint64 *seq)
+{
+  gchar *end = NULL;
+  guint64 v;
+
+  if (strlen (name) != 16)
+    return FALSE;
+  v = g_ascii_strtoull (name, &end, 16);
+  if (end == NULL || *end != '\0' || v > G_MAXINT64)
+    return FALSE;
+  *seq = (gint64) v;
+  return TRUE;
+}
+
+static gboolean
+fetch_device (FsStorage *storage, FsCrypto *crypto, const gchar *prefix, FsIndex *index,
+              const gchar *device_id, gboolean audit, FsJournalStats *stats,
+              GPtrArray *warnings, GError **error)
+{
+  g_autofree gchar *dir = g_strdup_printf ("%s" JOURNAL_DIR "%s/", prefix, device_id);
+  gint64 cursor = audit ? -1 : fs_index_get_cursor (index, device_id);
+  gint64 expected = cursor + 1;
+  g_autofree gchar *start_after = cursor >= 0 ? fs_journal_record_key (prefix, device_id, cursor)
+                                              : NULL;
+  g_autoptr(GPtrArray) objects = NULL;
+  gint64 newest = cursor;
+
+  objects = fs_storage_list_all (storage, dir, start_after, error);
+  if (objects == NULL)
+    return FALSE;
+  stats->list_requests++;
+
+  if (!fs_index_begin (index, error))
+    return FALSE;
+  for (guint i = 0; i < objects->len; i++)
+    {
+      FsStorageObject *obj = g_ptr_array_index (objects, i);
+      g_autoptr(GBytes) sealed = NULL;
+      g_autoptr(GBytes) json = NULL;
+      g_autoptr(FsRecord) record = NULL;
+      g_autoptr(GError) local_error = NULL;
+      gint64 seq;
+
+      if (!parse_seq (obj->key + strlen (dir), &seq))
+        continue; /* not a record; leave it alone */
+      if (seq != expected)
+        g_ptr_array_add (warnings,
+                         g_strdup_printf ("Journal of device %s skips from record %" G_GINT64_FORMAT
+                                          " to %" G_GINT64_FORMAT ": records are missing",
+                                          device_id, expected, seq));
+      sealed = fs_storage_get_bytes (storage, obj->key, RECORD_MAX_SIZE, &local_error);
+      if (sealed != NULL)
+        json = fs_crypto_open_record (crypto, sealed, obj->key + strlen (prefix), &local_error);
+      if (json != NULL)
+        record = fs_record_from_json (json, &local_error);
+      if (record != NULL && (g_strcmp0 (record->device_id, device_id) != 0 || record->seq != seq))
+        {
+          g_clear_pointer (&record, fs_record_free);
+          g_set_error_literal (&local_error, FS_CRYPTO_ERROR, FS_CRYPTO_ERROR_CORRUPT,
+                               "record does not belong at its key");
+        }
+      if (record == NULL)
+        {
+          if (g_error_matches (local_error, FS_STORAGE_ERROR, FS_STORAGE_ERROR_TRANSIENT) ||
+              g_error_matches (local_error, FS_STORAGE_ERROR, FS_STORAGE_ERROR_AUTH))
+            {
+              fs_index_rollback (index);
+              g_propagate_error (error, g_steal_pointer (&local_error));
+              return FALSE;
+            }
+          /* Later records may depend on this one: stop this device here. */
+          g_ptr_array_add (warnings, g_strdup_printf ("Journal record %s is unreadable: %s",
+                                                      obj->key, local_error->message));
+          break;
+        }
+      stats->records_read++;
+      if (!fs_index_add_record (index, record, error))
+        {
+          fs_index_rollback (index);
+          return FALSE;
+        }
+      newest = seq;
+      expected = seq + 1;
+    }
+  if (audit)
+    newest = MAX (newest, fs_index_get_cursor (index, device_id));
+  else if (objects->len == 0 && cursor >= 0)
+    {
+      /* Nothing new: the record at the cursor must still be there, else the
+       * server lost records or serves an older state (rollback). */
+      g_autoptr(GError) stat_error = NULL;
+      g_autoptr(FsStorageObject) last = fs_storage_stat (storage, start_after, &stat_error);
+      if (last == NULL && g_error_matches (stat_error, FS_STORAGE_ERROR, FS_STORAGE_ERROR_NOT_FOUND))
+        g_ptr_array_add (warnings,
+                         g_strdup_printf ("Journal of device %s no longer has record %" G_GINT64_FORMAT
+                                          ": the server lost records or rolled back",
+                                          device_id, cursor));
+    }
+  if (newest != cursor && !fs_index_set_cursor (index, device_id, newest, error))
+    {
+      fs_index_rollback (index);
+      return FALSE;
+    }
+  return fs_index_commit (index, error);
+}
+
+gboolean
+fs_journal_fetch (FsStorage *storage, FsCrypto *crypto, const gchar *prefix, FsIndex *index,
+                  gboolean audit, FsJournalStats *stats, GPtrArray *warnings, GError **error)
+{
+  g_autofree gchar *journal = g_strconcat (prefix, JOURNAL_DIR, NULL);
+  g_autoptr(GPtrArray) devices = g_ptr_array_new_with_free_func (g_free);
+  g_autofree gchar *after = NULL;
+  gboolean truncated = TRUE;
+
+  while (truncated)
+    {
+      g_autoptr(GPtrArray) objects = NULL;
+      g_autoptr(GPtrArray) prefixes = NULL;
+      if (!fs_storage_list (storage, journal, "/", after, 1000, &objects, &prefixes, &truncated,
+                            error))
+        return FALSE;
+      stats->list_requests++;
+      if (prefixes == NULL || prefixes->len == 0)
+        break;
+      for (guint i = 0; i < prefixes->len; i++)
+        {
+          const gchar *p = g_ptr_array_index (prefixes, i);
+          g_autofree gchar *id = g_strndup (p + strlen (journal), strlen (p) - strlen (journal) - 1);
+          g_ptr_array_add (devices, g_steal_pointer (&id));
+        }
+      g_free (after);
+      after = g_strdup (g_ptr_array_index (prefixes, prefixes->len - 1));
+    }
+
+  stats->devices = devices->len;
+  for (guint i = 0; i < devices->len; i++)
+    if (!fetch_device (storage, crypto, prefix, index, g_ptr_array_index (devices, i), audit,
+                       stats, warnings, error))
+      return FALSE;
+  return TRUE;
+}

@@ -1,0 +1,55 @@
+/* FsEngine: one synced folder. fs_engine_sync() runs one full two-way
+ * reconcile: journal fetch, local scan, reconcile, transfers, index updates. */
+#pragma once
+
+#include <gio/gio.h>
+#include "fs-storage.h"
+
+G_BEGIN_DECLS
+
+#define FS_TYPE_ENGINE (fs_engine_get_type ())
+G_DECLARE_FINAL_TYPE (FsEngine, fs_engine, FS, ENGINE, GObject)
+
+typedef struct {
+  guint files_up;
+  guint64 bytes_up;
+  guint files_down;
+  guint64 bytes_down;
+  guint dirs_created;
+  guint deleted_local;
+  guint deleted_remote;
+  guint conflicts;
+  guint errors;
+  guint deferred;      /* files still being written: retried next sync */
+  guint files_hashed;  /* by the scanner */
+  guint objects_read;  /* content objects fetched */
+  guint objects_written;
+  guint records_read;
+  guint records_written;
+} FsSyncStats;
+
+typedef struct {
+  const gchar *local_path;  /* the folder; must exist */
+  FsStorage *storage;       /* configured backend */
+  const gchar *store_id;    /* names the store in the index file name, e.g. "local:/srv/store" */
+  const gchar *prefix;      /* key prefix in the store ("" or "a/b") */
+  GBytes *key;              /* 32-byte master key */
+  const gchar *device_name; /* NULL: the host name */
+} FsEngineConfig;
+
+/* Checks the folder and key, opens (or creates) the index, and verifies the
+ * store: a store with another key is FS_ENGINE_ERROR_WRONG_KEY before any file
+ * is touched; a non-empty location that is not a FolderSync store is
+ * FS_ENGINE_ERROR_NOT_A_STORE; an empty one is initialized. */
+FsEngine *fs_engine_new (const FsEngineConfig *config, GError **error);
+
+/* One two-way sync. Problems with single files are counted in stats->errors
+ * and described in @messages (one line each, may be NULL); they do not fail
+ * the call. @audit re-reads the whole journal ignoring cursors. */
+gboolean fs_engine_sync (FsEngine *self, gboolean audit, FsSyncStats *stats, GPtrArray *messages,
+                         GCancellable *cancellable, GError **error);
+
+const gchar *fs_engine_get_index_path (FsEngine *self);
+const gchar *fs_engine_get_device_id (FsEngine *self);
+
+G_END_DECLS

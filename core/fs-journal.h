@@ -1,0 +1,38 @@
+/* The remote journal (DESIGN §4): each device appends sealed records under
+ * <prefix>.journal/<device-id>/<seq as 16 hex digits>; others read only what
+ * is new after their per-device cursor. */
+#pragma once
+
+#include "fs-crypto.h"
+#include "fs-index.h"
+#include "fs-storage.h"
+#include "fs-types.h"
+
+G_BEGIN_DECLS
+
+typedef struct {
+  guint records_read;   /* records fetched and opened */
+  guint devices;        /* devices with a journal */
+  guint list_requests;
+} FsJournalStats;
+
+/* The storage key of @device_id's record @seq under @prefix ("" or ending in '/'). */
+gchar *fs_journal_record_key (const gchar *prefix, const gchar *device_id, gint64 seq);
+
+GBytes *fs_record_to_json (const FsRecord *record);
+FsRecord *fs_record_from_json (GBytes *json, GError **error);
+
+/* Seals @record and writes it at its key (device_id, seq). */
+gboolean fs_journal_append (FsStorage *storage, FsCrypto *crypto, const gchar *prefix,
+                            const FsRecord *record, GError **error);
+
+/* Reads every device's records after its cursor in @index, adds them to the
+ * index and advances the cursors (one transaction per device). A record that
+ * fails to open stops that device's journal at it (reported in @warnings, as
+ * are gaps and rollbacks); other devices go on. With @audit, cursors are
+ * ignored and every record is read again. */
+gboolean fs_journal_fetch (FsStorage *storage, FsCrypto *crypto, const gchar *prefix,
+                           FsIndex *index, gboolean audit, FsJournalStats *stats,
+                           GPtrArray *warnings, GError **error);
+
+G_END_DECLS

@@ -1,0 +1,255 @@
+"""Two devices on one local store: deterministic cases, secrecy, tamper,
+names that must round-trip exactly, and a restart that does no work."""
+import os
+import random
+import sys
+import time
+import unicodedata
+
+sys.path.insert(0, os.path.dirname(__file__))
+from fstest import Failure, Workspace, check, diff_snapshots, run_tests, snapshot  # noqa: E402
+
+EXIT_PARTIAL = 7
+
+
+def pair(name):
+    ws = Workspace(name)
+    key = ws.keyfile()
+    store = ws.store()
+    return ws, ws.device("a", store, key), ws.device("b", store, key)
+
+
+def write(path, data, mode=None):
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "wb") as fh:
+        fh.write(data)
+    if mode is not None:
+        os.chmod(path, mode)
+
+
+def converged(a, b):
+    sa, sb = snapshot(a.root), snapshot(b.root)
+    check(sa == sb, "trees differ:\n" + diff_snapshots(sa, sb))
+    return sa
+
+
+def test_basic_operations():
+    ws, a, b = pair("basic")
+    write(os.path.join(a.root, "notes", "one.txt"), b"one")
+    write(os.path.join(a.root, "run.sh"), b"#!/bin/sh\n", 0o755)
+    os.makedirs(os.path.join(a.root, "empty", "deeper"))
+    os.symlink("notes/one.txt", os.path.join(a.root, "link"))
+    s = a.sync()
+    check(s["files_up"] == 2, "files_up %r" % s)
+    s = b.sync()
+    check(s["files_down"] == 2, "files_down %r" % s)
+    converged(a, b)
+    # modify, rename, delete on B; A follows
+    write(os.path.join(b.root, "notes", "one.txt"), b"one, edited")
+    os.rename(os.path.join(b.root, "run.sh"), os.path.join(b.root, "notes", "run.sh"))
+    os.rmdir(os.path.join(b.root, "empty", "deeper"))
+    b.sync()
+    s = a.sync()
+    converged(a, b)
+    check(not os.path.exists(os.path.join(a.root, "run.sh")), "rename left the old name")
+    check(os.access(os.path.join(a.root, "notes", "run.sh"), os.X_OK), "exec bit lost")
+    # a deleted file lands in the trash, not gone
+    os.unlink(os.path.join(a.root, "notes", "one.txt"))
+    a.sync()
+    s = b.sync()
+    check(s["deleted_local"] == 1, "deleted_local %r" % s)
+    trash = os.path.join(b.root, ".foldersync.trash")
+    found = [f for d, _, fs in os.walk(trash) for f in fs if f == "one.txt"]
+    check(found, "deleted file not in the trash")
+    converged(a, b)
+    # rename a directory
+    os.rename(os.path.join(a.root, "notes"), os.path.join(a.root, "renamed"))
+    a.sync()
+    b.sync()
+    converged(a, b)
+    check(os.path.exists(os.path.join(b.root, "renamed", "run.sh")), "dir rename not applied")
+    ws.cleanup()
+
+
+def test_conflict_keeps_both():
+    ws, a, b = pair("conflict")
+    f = "doc.txt"
+    write(os.path.join(a.root, f), b"base")
+    a.sync()
+    b.sync()
+    write(os.path.join(a.root, f), b"from A")
+    write(os.path.join(b.root, f), b"from B")
+    a.sync()
+    s = b.sync()
+    check(s["conflicts"] == 1, "conflicts %r" % s)
+    a.sync()
+    tree = converged(a, b)
+    contents = sorted(v[1] for v in tree.values() if v[0] == "file")
+    check(contents == [b"from A", b"from B"], "contents %r" % contents)
+    names = sorted(k.decode() for k in tree)
+    check(names[0] == "doc (conflict b " + names[0][len("doc (conflict b "):] and names[1] == "doc.txt",
+          "names %r" % names)
+    check(tree[b"doc.txt"][1] == b"from A", "the first upload should win the path")
+    ws.cleanup()
+
+
+def test_edit_wins_over_delete():
+    ws, a, b = pair("editdelete")
+    write(os.path.join(a.root, "x.txt"), b"v1")
+    a.sync()
+    b.sync()
+    os.unlink(os.path.join(a.root, "x.txt"))
+    write(os.path.join(b.root, "x.txt"), b"v2 from B")
+    a.sync()
+    b.sync()
+    a.sync()
+    tree = converged(a, b)
+    check(tree.get(b"x.txt", (None, None))[1] == b"v2 from B", "edit lost to a delete")
+    # and the other way round: B edits first, A deletes without knowing
+    write(os.path.join(b.root, "x.txt"), b"v3 from B")
+    b.sync()
+    os.unlink(os.path.join(a.root, "x.txt"))
+    a.sync()
+    b.sync()
+    a.sync()
+    tree = converged(a, b)
+    check(tree.get(b"x.txt", (None, None))[1] == b"v3 from B", "edit lost to a delete (2)")
+    ws.cleanup()
+
+
+def test_no_plaintext_in_store():
+    ws, a, b = pair("plaintext")
+    marker = b"MARKER-7f3a-PLAINTEXT"
+    names = ["secret-plan.txt", "Quarterly Report.odt", "d\u00e9j\u00e0-vu.md", "deep"]
+    for i, n in enumerate(names):
+        write(os.path.join(a.root, "topsecretdir", n if n != "deep" else "deep/er/file.txt"),
+              marker + b" %d " % i + b"text " * 2000)
+    a.sync()
+    needles = [marker] + [n.encode() for n in names] + [b"topsecretdir", b"file.txt"]
+    for dirpath, dirnames, filenames in os.walk(a.store):
+        for entry in dirnames + filenames:
+            for n in needles:
+                check(n not in entry.encode(), "name %r reveals %r" % (entry, n))
+        for f in filenames:
+            data = open(os.path.join(dirpath, f), "rb").read()
+            for n in needles:
+                check(n not in data, "%s holds %r" % (f, n))
+    ws.cleanup()
+
+
+def test_tamper_each_object():
+    ws, a, b = pair("tamper")
+    for i in range(4):
+        write(os.path.join(a.root, "f%d.txt" % i), b"content %d " % i * 500)
+    a.sync()
+    objects = []
+    for dirpath, _, filenames in os.walk(os.path.join(a.store, "o")):
+        objects += [os.path.join(dirpath, f) for f in filenames]
+    check(len(objects) == 4, "objects %r" % objects)
+    rng = random.Random(7)
+    for obj in objects:
+        data = bytearray(open(obj, "rb").read())
+        pos = rng.randrange(len(data))
+        data[pos] ^= 1 << rng.randrange(8)
+        good = open(obj, "rb").read()
+        with open(obj, "wb") as fh:
+            fh.write(data)
+        # B has an older copy of every file; the tampered one must stay untouched
+        b_dev = ws.device("b-%s" % os.path.basename(obj)[:6], a.store, a.key)
+        write(os.path.join(b_dev.root, "keep.txt"), b"unrelated local file")
+        s = b_dev.sync(expect_rc=EXIT_PARTIAL)
+        check(s["errors"] == 1 and s["files_down"] == 3, "summary %r" % s)
+        check(any("corrupt" in m for m in s["messages"]), "no corrupt message: %r" % s["messages"])
+        check(len([f for f in os.listdir(b_dev.root) if f.endswith(".txt")]) == 4,
+              "files: %r" % os.listdir(b_dev.root))
+        check(not any(f.startswith(".foldersync.tmp") for f in os.listdir(b_dev.root)),
+              "temp file left behind")
+        with open(obj, "wb") as fh:
+            fh.write(good)
+    # a tampered object never overwrites a good local copy
+    write(os.path.join(a.root, "f0.txt"), b"new version")
+    a.sync()
+    b.sync()
+    write(os.path.join(a.root, "f1.txt"), b"newer version of f1")
+    a.sync()
+    newest = max(objects_now(a.store), key=os.path.getmtime)
+    data = bytearray(open(newest, "rb").read())
+    data[-1] ^= 0xff
+    with open(newest, "wb") as fh:
+        fh.write(data)
+    before = open(os.path.join(b.root, "f1.txt"), "rb").read()
+    b.sync(expect_rc=EXIT_PARTIAL)
+    check(open(os.path.join(b.root, "f1.txt"), "rb").read() == before, "good copy overwritten")
+    ws.cleanup()
+
+
+def objects_now(store):
+    out = []
+    for dirpath, _, filenames in os.walk(os.path.join(store, "o")):
+        out += [os.path.join(dirpath, f) for f in filenames]
+    return out
+
+
+def test_names_round_trip():
+    ws, a, b = pair("names")
+    nfc = unicodedata.normalize("NFC", "Caf\u00e9 cr\u00e8me.txt")
+    nfd = unicodedata.normalize("NFD", "na\u00efve r\u00e9sum\u00e9.txt")
+    long_name = "L" * 251 + ".txt"
+    deep = os.path.join(*["d%02d" % i for i in range(40)])
+    big = random.Random(1).randbytes(50 * 1024 * 1024)
+    files = {
+        "with spaces in it.txt": b"spaces",
+        nfc: b"nfc",
+        nfd: b"nfd",
+        "emoji \U0001F600\U0001F3B8.txt": b"emoji",
+        long_name: b"long",
+        os.path.join(deep, "bottom.txt"): b"deep",
+        "empty": b"",
+        "big.bin": big,
+        "semi;colon & [brackets] #hash %percent 'quote'.txt": b"odd",
+    }
+    for name, data in files.items():
+        write(os.path.join(a.root, name), data)
+    os.makedirs(os.path.join(a.root, "empty dir", "nested empty"))
+    a.sync()
+    b.sync()
+    tree = converged(a, b)
+    for name, data in files.items():
+        check(tree.get(os.fsencode(name), (None, None))[1] == data, "%r did not round-trip" % name)
+    check(os.path.isdir(os.path.join(b.root, "empty dir", "nested empty")), "empty dirs lost")
+    # byte-exact names: the NFD name stays NFD on B
+    check(os.fsencode(nfd) in [os.fsencode(n) for n in os.listdir(b.root)], "NFD name changed")
+    ws.cleanup()
+
+
+def test_restart_does_no_work():
+    ws, a, b = pair("restart")
+    n = int(os.environ.get("FOLDERSYNC_TEST_RESTART_FILES", "10000"))
+    for i in range(n):
+        d = os.path.join(a.root, "d%02d" % (i % 50))
+        if i < 50:
+            os.makedirs(d)
+        with open(os.path.join(d, "f%05d.txt" % i), "wb") as fh:
+            fh.write(b"file %d\n" % i)
+    t0 = time.monotonic()
+    s = a.sync()
+    t1 = time.monotonic()
+    check(s["files_up"] == n and s["files_hashed"] == n, "first sync %r" % s)
+    s = a.sync()
+    t2 = time.monotonic()
+    print("# %d files: first sync %.1f s, second sync %.2f s" % (n, t1 - t0, t2 - t1))
+    check(s["files_hashed"] == 0, "restart hashed %d files" % s["files_hashed"])
+    check(s["objects_read"] == 0 and s["records_read"] == 0, "restart read %r" % s)
+    check(s["files_up"] == 0 and s["files_down"] == 0 and s["records_written"] == 0, "restart did work: %r" % s)
+    # one changed file: exactly one hashed, one uploaded
+    with open(os.path.join(a.root, "d07", "f00007.txt"), "ab") as fh:
+        fh.write(b"more\n")
+    s = a.sync()
+    check(s["files_hashed"] == 1 and s["files_up"] == 1, "one edit %r" % s)
+    ws.cleanup()
+
+
+if __name__ == "__main__":
+    sys.exit(run_tests([test_basic_operations, test_conflict_keeps_both, test_edit_wins_over_delete,
+                        test_no_plaintext_in_store, test_tamper_each_object, test_names_round_trip,
+                        test_restart_does_no_work]))
