@@ -878,12 +878,36 @@ do_delete_local (FsEngine *self, const FsEntry *local, const FsEntry *base, GErr
   return index_remove (self, local->path, error);
 }
 
+/* A conflict name that nothing uses yet: not on disk, not remote, not in the
+ * index. Two conflicts on one path within a second get " 2", " 3", … */
+static gchar *
+unique_conflict_name (FsEngine *self, const gchar *disk_rel)
+{
+  g_autofree gchar *name = fs_conflict_name (disk_rel, self->device_name, g_get_real_time ());
+  const gchar *close = strrchr (name, ')');
+
+  for (guint n = 1;; n++)
+    {
+      g_autofree gchar *candidate = n == 1 ? g_strdup (name)
+                                           : g_strdup_printf ("%.*s %u%s", (int) (close - name),
+                                                              name, n, close);
+      g_autofree gchar *abs = abs_path (self, candidate);
+      g_autofree gchar *key = fs_path_normalize (candidate);
+      g_autoptr(FsEntry) base = fs_index_lookup (self->index, key, NULL);
+
+      if (base == NULL && !g_hash_table_contains (self->remote, key) &&
+          !g_hash_table_contains (self->local, key) &&
+          !g_file_test (abs, G_FILE_TEST_EXISTS | G_FILE_TEST_IS_SYMLINK))
+        return g_steal_pointer (&candidate);
+    }
+}
+
 static gboolean
 do_conflict (FsEngine *self, const gchar *path, const FsEntry *local, const FsRecord *remote,
              GError **error)
 {
   const gchar *disk_rel = fs_entry_disk_path (local);
-  g_autofree gchar *copy_rel = fs_conflict_name (disk_rel, self->device_name, g_get_real_time ());
+  g_autofree gchar *copy_rel = unique_conflict_name (self, disk_rel);
   g_autofree gchar *src = abs_path (self, disk_rel);
   g_autofree gchar *dst = abs_path (self, copy_rel);
   g_autoptr(FsEntry) moved = NULL;
