@@ -1,1 +1,630 @@
-/* placeholder: being written */
+/* The scanner: walks a synced folder with openat/fstatat (never following a
+ * symlink) and returns its local state, hashing only files whose stat data
+ * differ from the index (base). It never reports a path as gone because it
+ * could not read it: a file or folder it cannot open keeps its base state. */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <gcrypt.h>
+#include <limits.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "fs-gcrypt.h"
+#include "fs-scanner.h"
+
+#define HASH_BUFFER_SIZE (1024 * 1024)
+#define IGNORE_FILE ".foldersyncignore"
+#define IGNORE_FILE_MAX (1024 * 1024)
+/* The engine's own temp files and trash folder. */
+#define INTERNAL_PREFIX ".foldersync."
+
+typedef struct {
+  FsScanResult *result;
+  GHashTable *base;
+  FsIgnore *ignore;
+  GCancellable *cancellable;
+  guint8 *buffer;
+} ScanState;
+
+void
+fs_scan_result_free (FsScanResult *result)
+{
+  if (result == NULL)
+    return;
+  g_clear_pointer (&result->entries, g_hash_table_unref);
+  g_clear_pointer (&result->warnings, g_ptr_array_unref);
+  g_free (result);
+}
+
+static gint64
+stat_mtime_ns (const struct stat *st)
+{
+  return (gint64) st->st_mtim.tv_sec * G_GINT64_CONSTANT (1000000000) + st->st_mtim.tv_nsec;
+}
+
+G_GNUC_PRINTF (2, 3)
+static void
+add_warning (ScanState *state, const gchar *format, ...)
+{
+  va_list args;
+  gchar *line;
+
+  va_start (args, format);
+  line = g_strdup_vprintf (format, args);
+  va_end (args);
+  g_debug ("Scan: %s", line);
+  g_ptr_array_add (state->result->warnings, line);
+}
+
+static void
+add_entry (ScanState *state, FsEntry *entry)
+{
+  g_hash_table_replace (state->result->entries, g_strdup (entry->path), entry);
+}
+
+static gchar *
+join (const gchar *prefix, const gchar *name)
+{
+  if (prefix[0] == '\0')
+    return g_strdup (name);
+  return g_strconcat (prefix, "/", name, NULL);
+}
+
+/* A copy of a base entry as local state (the version belongs to the base). */
+static FsEntry *
+copy_base (const FsEntry *base)
+{
+  FsEntry *e = fs_entry_copy (base);
+  g_clear_pointer (&e->version, g_free);
+  return e;
+}
+
+/* Keeps the base state of everything strictly below directory @key; returns
+ * how many entries were kept. */
+static guint
+keep_base_below (ScanState *state, const gchar *key)
+{
+  g_autofree gchar *prefix = g_strconcat (key, "/", NULL);
+  GHashTableIter iter;
+  gpointer value;
+  guint kept = 0;
+
+  if (state->base == NULL)
+    return 0;
+  g_hash_table_iter_init (&iter, state->base);
+  while (g_hash_table_iter_next (&iter, NULL, &value))
+    {
+      const FsEntry *b = value;
+      if (g_str_has_prefix (b->path, prefix))
+        {
+          add_entry (state, copy_base (b));
+          kept++;
+        }
+    }
+  return kept;
+}
+
+static const FsEntry *
+base_lookup (ScanState *state, const gchar *key)
+{
+  if (state->base == NULL)
+    return NULL;
+  return g_hash_table_lookup (state->base, key);
+}
+
+/* Reads @fd to the end into SHA-256; @bytes is how much was read. */
+static gchar *
+hash_fd (int fd, guint8 *buffer, guint64 *bytes, GCancellable *cancellable, GError **error)
+{
+  gcry_md_hd_t md = NULL;
+  gcry_error_t gerr;
+  guint64 total = 0;
+  gchar *hex;
+
+  fs_gcrypt_init ();
+  gerr = gcry_md_open (&md, GCRY_MD_SHA256, 0);
+  if (gerr != 0)
+    {
+      g_set_error (error, G_IO_ERROR, G_IO_ERROR_FAILED, "Cannot start SHA-256: %s",
+                   gcry_strerror (gerr));
+      return NULL;
+    }
+  for (;;)
+    {
+      ssize_t n;
+
+      if (g_cancellable_set_error_if_cancelled (cancellable, error))
+        {
+          gcry_md_close (md);
+          return NULL;
+        }
+      n = read (fd, buffer, HASH_BUFFER_SIZE);
+      if (n < 0 && errno == EINTR)
+        continue;
+      if (n < 0)
+        {
+          int saved = errno;
+          gcry_md_close (md);
+          g_set_error_literal (error, G_IO_ERROR, g_io_error_from_errno (saved),
+                               g_strerror (saved));
+          return NULL;
+        }
+      if (n == 0)
+        break;
+      gcry_md_write (md, buffer, (size_t) n);
+      total += (guint64) n;
+    }
+  hex = fs_hex_encode (gcry_md_read (md, GCRY_MD_SHA256), 32);
+  gcry_md_close (md);
+  if (bytes != NULL)
+    *bytes = total;
+  return hex;
+}
+
+gchar *
+fs_hash_file (const gchar *filename, guint64 *size, GCancellable *cancellable, GError **error)
+{
+  g_autofree guint8 *buffer = NULL;
+  g_autoptr (GError) local_error = NULL;
+  gchar *hex;
+  int fd;
+
+  g_return_val_if_fail (filename != NULL, NULL);
+
+  fd = open (filename, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+  if (fd < 0)
+    {
+      int saved = errno;
+      g_set_error (error, G_IO_ERROR, g_io_error_from_errno (saved), "Cannot open ‘%s’: %s",
+                   filename, g_strerror (saved));
+      return NULL;
+    }
+  buffer = g_malloc (HASH_BUFFER_SIZE);
+  hex = hash_fd (fd, buffer, size, cancellable, &local_error);
+  close (fd);
+  if (hex == NULL)
+    {
+      if (g_error_matches (local_error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
+        g_propagate_error (error, g_steal_pointer (&local_error));
+      else
+        g_set_error (error, local_error->domain, local_error->code, "Cannot read ‘%s’: %s",
+                     filename, local_error->message);
+    }
+  return hex;
+}
+
+gboolean
+fs_entry_same_content (const FsEntry *a, const FsEntry *b)
+{
+  g_return_val_if_fail (a != NULL && b != NULL, FALSE);
+
+  if (a->kind != b->kind)
+    return FALSE;
+  switch (a->kind)
+    {
+    case FS_KIND_FILE:
+      return g_strcmp0 (a->hash, b->hash) == 0 && a->hash != NULL &&
+             ((a->mode & 0111) != 0) == ((b->mode & 0111) != 0);
+    case FS_KIND_SYMLINK:
+      return g_strcmp0 (a->target, b->target) == 0;
+    case FS_KIND_DIR:
+    case FS_KIND_NONE:
+    default:
+      return TRUE;
+    }
+}
+
+gboolean
+fs_entry_same_stat (const FsEntry *a, const FsEntry *b)
+{
+  g_return_val_if_fail (a != NULL && b != NULL, FALSE);
+
+  return a->kind == b->kind && a->size == b->size && a->mtime_ns == b->mtime_ns &&
+         a->inode == b->inode && a->mode == b->mode;
+}
+
+static FsEntry *
+entry_from_stat (const gchar *key, const gchar *disk, FsKind kind, const struct stat *st)
+{
+  FsEntry *e = fs_entry_new (key, kind);
+  if (g_strcmp0 (key, disk) != 0)
+    e->disk_path = g_strdup (disk);
+  e->size = kind == FS_KIND_DIR ? 0 : (guint64) st->st_size;
+  e->mtime_ns = stat_mtime_ns (st);
+  e->inode = (guint64) st->st_ino;
+  e->mode = st->st_mode & 07777;
+  return e;
+}
+
+/* The base state is kept when the current one cannot be read: leaving the
+ * path out would look like a deletion and delete it on every device. */
+static void
+keep_unreadable_file (ScanState *state, const gchar *key, const gchar *reason)
+{
+  const FsEntry *b = base_lookup (state, key);
+  if (b != NULL)
+    {
+      add_entry (state, copy_base (b));
+      add_warning (state, "Cannot read ‘%s’: %s; keeping its last synced state", key, reason);
+    }
+  else
+    add_warning (state, "Cannot read ‘%s’: %s; not synced", key, reason);
+}
+
+static void
+scan_symlink (ScanState *state, int dirfd, const gchar *name, const gchar *key,
+              const gchar *disk, const struct stat *st)
+{
+  gchar target[PATH_MAX + 1];
+  ssize_t n = readlinkat (dirfd, name, target, sizeof target);
+  FsEntry *e;
+
+  if (n < 0 || (gsize) n >= sizeof target)
+    {
+      keep_unreadable_file (state, key, n < 0 ? g_strerror (errno) : "link target too long");
+      return;
+    }
+  target[n] = '\0';
+  if (!g_utf8_validate (target, n, NULL) || memchr (target, '\0', n) != NULL)
+    {
+      g_autofree gchar *escaped = g_strescape (target, NULL);
+      g_autofree gchar *reason = g_strdup_printf ("its target ‘%s’ is not valid UTF-8", escaped);
+      keep_unreadable_file (state, key, reason);
+      return;
+    }
+  e = entry_from_stat (key, disk, FS_KIND_SYMLINK, st);
+  e->target = g_strndup (target, n);
+  {
+    guint8 digest[32];
+    gcry_md_hash_buffer (GCRY_MD_SHA256, digest, target, (size_t) n);
+    e->hash = fs_hex_encode (digest, sizeof digest);
+  }
+  add_entry (state, e);
+}
+
+/* FALSE only when cancelled. */
+static gboolean
+scan_file (ScanState *state, int dirfd, const gchar *name, const gchar *key, const gchar *disk,
+           const struct stat *st, GError **error)
+{
+  g_autoptr (FsEntry) e = entry_from_stat (key, disk, FS_KIND_FILE, st);
+  g_autoptr (GError) local_error = NULL;
+  const FsEntry *b = base_lookup (state, key);
+  struct stat before, after;
+  guint64 bytes = 0;
+  gchar *hash;
+  int fd;
+
+  if (b != NULL && b->kind == FS_KIND_FILE && b->hash != NULL && fs_entry_same_stat (b, e))
+    {
+      e->hash = g_strdup (b->hash);
+      add_entry (state, g_steal_pointer (&e));
+      return TRUE;
+    }
+
+  fd = openat (dirfd, name, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NOFOLLOW | O_NONBLOCK);
+  if (fd < 0)
+    {
+      if (errno != ENOENT)
+        keep_unreadable_file (state, key, g_strerror (errno));
+      return TRUE;
+    }
+  /* Describe the file that is actually read, in case it was replaced since
+   * the directory was listed. */
+  if (fstat (fd, &before) != 0 || !S_ISREG (before.st_mode))
+    {
+      close (fd);
+      keep_unreadable_file (state, key, "it changed type while being scanned");
+      return TRUE;
+    }
+  g_clear_pointer (&e, fs_entry_free);
+  e = entry_from_stat (key, disk, FS_KIND_FILE, &before);
+
+  hash = hash_fd (fd, state->buffer, &bytes, state->cancellable, &local_error);
+  if (hash == NULL)
+    {
+      close (fd);
+      if (g_error_matches (local_error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
+        {
+          g_propagate_error (error, g_steal_pointer (&local_error));
+          return FALSE;
+        }
+      keep_unreadable_file (state, key, local_error->message);
+      return TRUE;
+    }
+  state->result->stats.files_hashed++;
+  state->result->stats.bytes_hashed += bytes;
+  e->hash = hash;
+
+  /* A file still being written must not be reported half-written. */
+  if (fstat (fd, &after) != 0 || after.st_size != before.st_size ||
+      stat_mtime_ns (&after) != stat_mtime_ns (&before) || bytes != (guint64) before.st_size)
+    {
+      close (fd);
+      state->result->stats.deferred++;
+      if (b != NULL)
+        add_entry (state, copy_base (b));
+      add_warning (state, "Deferring ‘%s’: still being written", key);
+      return TRUE;
+    }
+  close (fd);
+  add_entry (state, g_steal_pointer (&e));
+  return TRUE;
+}
+
+static void
+read_ignore_file (ScanState *state, int dirfd, const gchar *dir_key)
+{
+  g_autofree gchar *contents = NULL;
+  struct stat st;
+  gssize n;
+  int fd;
+
+  fd = openat (dirfd, IGNORE_FILE, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NOFOLLOW | O_NONBLOCK);
+  if (fd < 0)
+    {
+      if (errno != ENOENT && errno != ELOOP)
+        add_warning (state, "Cannot read ‘%s’: %s; its patterns are not applied",
+                     dir_key[0] != '\0' ? dir_key : IGNORE_FILE, g_strerror (errno));
+      return;
+    }
+  if (fstat (fd, &st) != 0 || !S_ISREG (st.st_mode) || st.st_size > IGNORE_FILE_MAX)
+    {
+      close (fd);
+      return;
+    }
+  contents = g_malloc (st.st_size + 1);
+  n = 0;
+  while (n < st.st_size)
+    {
+      ssize_t r = read (fd, contents + n, st.st_size - n);
+      if (r < 0 && errno == EINTR)
+        continue;
+      if (r <= 0)
+        break;
+      n += r;
+    }
+  close (fd);
+  contents[n] = '\0';
+  fs_ignore_add_patterns (state->ignore, dir_key, contents);
+}
+
+static const gchar *
+special_kind_name (mode_t mode)
+{
+  if (S_ISFIFO (mode))
+    return "fifo";
+  if (S_ISSOCK (mode))
+    return "socket";
+  if (S_ISCHR (mode))
+    return "character device";
+  if (S_ISBLK (mode))
+    return "block device";
+  return "special file";
+}
+
+static gboolean
+is_ascii (const gchar *s)
+{
+  for (; *s != '\0'; s++)
+    if ((guchar) *s >= 0x80)
+      return FALSE;
+  return TRUE;
+}
+
+static gint
+compare_names (gconstpointer a, gconstpointer b)
+{
+  return strcmp (*(const gchar *const *) a, *(const gchar *const *) b);
+}
+
+static gboolean scan_dir (ScanState *state, int fd, const gchar *key_prefix,
+                          const gchar *disk_prefix, GError **error);
+
+static gboolean
+scan_subdir (ScanState *state, int dirfd, const gchar *name, const gchar *key,
+             const gchar *disk, const struct stat *st, GError **error)
+{
+  int fd = openat (dirfd, name, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
+
+  if (fd < 0)
+    {
+      int saved = errno;
+      const FsEntry *b;
+      guint kept;
+
+      if (saved == ENOENT)
+        return TRUE;
+      b = base_lookup (state, key);
+      kept = keep_base_below (state, key);
+      if (b != NULL || kept > 0)
+        {
+          add_entry (state, entry_from_stat (key, disk, FS_KIND_DIR, st));
+          add_warning (state, "Cannot open folder ‘%s’: %s; keeping its last synced contents",
+                       key, g_strerror (saved));
+        }
+      else
+        add_warning (state, "Cannot open folder ‘%s’: %s; not synced", key, g_strerror (saved));
+      return TRUE;
+    }
+  add_entry (state, entry_from_stat (key, disk, FS_KIND_DIR, st));
+  return scan_dir (state, fd, key, disk, error);
+}
+
+/* Scans the directory open as @fd (taken over and closed). */
+static gboolean
+scan_dir (ScanState *state, int fd, const gchar *key_prefix, const gchar *disk_prefix,
+          GError **error)
+{
+  g_autoptr (GPtrArray) names = g_ptr_array_new_with_free_func (g_free);
+  g_autoptr (GHashTable) nfc_seen = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
+  g_autoptr (GHashTable) fold_seen =
+    g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
+  gboolean has_ignore_file = FALSE;
+  struct dirent *de;
+  DIR *dir;
+  int dfd;
+
+  dir = fdopendir (fd);
+  if (dir == NULL)
+    {
+      int saved = errno;
+      close (fd);
+      g_set_error (error, G_IO_ERROR, g_io_error_from_errno (saved), "Cannot list ‘%s’: %s",
+                   disk_prefix[0] != '\0' ? disk_prefix : ".", g_strerror (saved));
+      return FALSE;
+    }
+  dfd = dirfd (dir);
+  errno = 0;
+  while ((de = readdir (dir)) != NULL)
+    {
+      if (g_str_equal (de->d_name, ".") || g_str_equal (de->d_name, ".."))
+        continue;
+      if (g_str_equal (de->d_name, IGNORE_FILE))
+        has_ignore_file = TRUE;
+      g_ptr_array_add (names, g_strdup (de->d_name));
+    }
+  /* Sorted by the bytes on disk, so "keep the first twin" is deterministic. */
+  g_ptr_array_sort (names, compare_names);
+
+  if (has_ignore_file)
+    read_ignore_file (state, dfd, key_prefix);
+
+  for (guint i = 0; i < names->len; i++)
+    {
+      const gchar *name = g_ptr_array_index (names, i);
+      g_autofree gchar *nfc = NULL;
+      g_autofree gchar *key = NULL;
+      g_autofree gchar *disk = NULL;
+      g_autofree gchar *fold = NULL;
+      const gchar *twin;
+      const gchar *fold_twin;
+      struct stat st;
+      gboolean is_dir;
+
+      if (g_cancellable_set_error_if_cancelled (state->cancellable, error))
+        {
+          closedir (dir);
+          return FALSE;
+        }
+
+      if (g_str_has_prefix (name, INTERNAL_PREFIX))
+        continue;
+
+      if (is_ascii (name))
+        nfc = g_strdup (name);
+      else
+        nfc = fs_path_normalize (name);
+      if (nfc == NULL)
+        {
+          g_autofree gchar *escaped = g_strescape (name, NULL);
+          g_autofree gchar *shown = join (disk_prefix, escaped);
+          add_warning (state, "Skipping ‘%s’: its name is not valid UTF-8", shown);
+          continue;
+        }
+      key = join (key_prefix, nfc);
+      disk = join (disk_prefix, name);
+
+      if (fstatat (dfd, name, &st, AT_SYMLINK_NOFOLLOW) != 0)
+        {
+          if (errno != ENOENT)
+            keep_unreadable_file (state, key, g_strerror (errno));
+          continue;
+        }
+      is_dir = S_ISDIR (st.st_mode);
+
+      if (fs_ignore_matches (state->ignore, key, is_dir))
+        {
+          state->result->stats.skipped_ignored++;
+          continue;
+        }
+
+      if (!is_dir && !S_ISREG (st.st_mode) && !S_ISLNK (st.st_mode))
+        {
+          state->result->stats.skipped_special++;
+          add_warning (state, "Skipping %s ‘%s’", special_kind_name (st.st_mode), key);
+          continue;
+        }
+
+      twin = g_hash_table_lookup (nfc_seen, nfc);
+      if (twin != NULL)
+        {
+          g_autofree gchar *twin_disk = join (disk_prefix, twin);
+          add_warning (state,
+                       "Skipping ‘%s’: its name is the same as ‘%s’ after Unicode "
+                       "normalization",
+                       disk, twin_disk);
+          continue;
+        }
+      g_hash_table_insert (nfc_seen, g_strdup (nfc), (gpointer) name);
+
+      fold = g_utf8_casefold (nfc, -1);
+      fold_twin = g_hash_table_lookup (fold_seen, fold);
+      if (fold_twin != NULL)
+        {
+          g_autofree gchar *twin_key = join (key_prefix, fold_twin);
+          add_warning (state, "‘%s’ and ‘%s’ would collide on a case-insensitive file system",
+                       twin_key, key);
+        }
+      else
+        g_hash_table_insert (fold_seen, g_steal_pointer (&fold), g_strdup (nfc));
+
+      if (is_dir)
+        {
+          if (!scan_subdir (state, dfd, name, key, disk, &st, error))
+            {
+              closedir (dir);
+              return FALSE;
+            }
+        }
+      else if (S_ISLNK (st.st_mode))
+        scan_symlink (state, dfd, name, key, disk, &st);
+      else if (!scan_file (state, dfd, name, key, disk, &st, error))
+        {
+          closedir (dir);
+          return FALSE;
+        }
+    }
+  closedir (dir);
+  return TRUE;
+}
+
+FsScanResult *
+fs_scan (const gchar *root, GHashTable *base, GCancellable *cancellable, GError **error)
+{
+  g_autoptr (FsScanResult) result = NULL;
+  g_autoptr (FsIgnore) ignore = NULL;
+  g_autofree guint8 *buffer = NULL;
+  ScanState state;
+  int fd;
+
+  g_return_val_if_fail (root != NULL, NULL);
+
+  fs_gcrypt_init ();
+  fd = open (root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0)
+    {
+      int saved = errno;
+      g_set_error (error, G_IO_ERROR, g_io_error_from_errno (saved),
+                   "Cannot open folder ‘%s’: %s", root, g_strerror (saved));
+      return NULL;
+    }
+
+  result = g_new0 (FsScanResult, 1);
+  result->entries =
+    g_hash_table_new_full (g_str_hash, g_str_equal, g_free, (GDestroyNotify) fs_entry_free);
+  result->warnings = g_ptr_array_new_with_free_func (g_free);
+  ignore = fs_ignore_new ();
+  buffer = g_malloc (HASH_BUFFER_SIZE);
+
+  state.result = result;
+  state.base = base;
+  state.ignore = ignore;
+  state.cancellable = cancellable;
+  state.buffer = buffer;
+  if (!scan_dir (&state, fd, "", "", error))
+    return NULL;
+  return g_steal_pointer (&result);
+}

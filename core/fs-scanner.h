@@ -13,11 +13,13 @@ typedef struct {
   guint64 bytes_hashed;
   guint skipped_special;  /* fifos, sockets, devices */
   guint skipped_ignored;
+  guint deferred;         /* files still being written: base kept or left out */
 } FsScanStats;
 
 typedef struct {
   /* path → FsEntry, for every file, directory and symlink under the root
-   * (the root itself excluded), after .foldersyncignore. */
+   * (the root itself excluded), after .foldersyncignore. Keys are owned
+   * copies of entry->path (g_free), values are freed with fs_entry_free. */
   GHashTable *entries;
   /* Human-readable problems that did not stop the scan (one line each):
    * non-UTF-8 names, NFC/NFD twins, case collisions, unreadable files. */
