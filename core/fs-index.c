@@ -18,6 +18,7 @@ typedef enum {
   STMT_CURSOR_SET,
   STMT_META_GET,
   STMT_META_SET,
+  STMT_CURSOR_LIST,
   STMT_LAST
 } FsIndexStmt;
 
@@ -39,6 +40,7 @@ static const gchar *const stmt_sql[STMT_LAST] = {
   [STMT_CURSOR_SET] = "INSERT OR REPLACE INTO cursors (device_id, seq) VALUES (?1, ?2)",
   [STMT_META_GET] = "SELECT value FROM meta WHERE key = ?1",
   [STMT_META_SET] = "INSERT OR REPLACE INTO meta (key, value) VALUES (?1, ?2)",
+  [STMT_CURSOR_LIST] = "SELECT device_id FROM cursors ORDER BY device_id",
 };
 
 /* migrations[i] takes the schema from version i to i + 1. Append only: a
@@ -547,6 +549,27 @@ fs_index_get_cursor (FsIndex *self, const gchar *device_id)
                device_id, sqlite3_errmsg (self->db));
   sqlite3_reset (stmt);
   return seq;
+}
+
+GPtrArray *
+fs_index_list_cursor_devices (FsIndex *self, GError **error)
+{
+  g_autoptr(GPtrArray) devices = g_ptr_array_new_with_free_func (g_free);
+  sqlite3_stmt *stmt;
+  int rc;
+
+  g_return_val_if_fail (FS_IS_INDEX (self), NULL);
+
+  stmt = get_stmt (self, STMT_CURSOR_LIST);
+  while ((rc = sqlite3_step (stmt)) == SQLITE_ROW)
+    g_ptr_array_add (devices, g_strdup ((const gchar *) sqlite3_column_text (stmt, 0)));
+  sqlite3_reset (stmt);
+  if (rc != SQLITE_DONE)
+    {
+      set_db_error (self, rc, "listing journal cursors", error);
+      return NULL;
+    }
+  return g_steal_pointer (&devices);
 }
 
 gboolean

@@ -37,6 +37,8 @@ GPtrArray *fs_index_list_records (FsIndex *self, GError **error);
 
 /* Highest journal sequence seen per device (-1 when none). */
 gint64 fs_index_get_cursor (FsIndex *self, const gchar *device_id);
+/* Every device a cursor is kept for. */
+GPtrArray *fs_index_list_cursor_devices (FsIndex *self, GError **error);
 gboolean fs_index_set_cursor (FsIndex *self, const gchar *device_id, gint64 seq, GError **error);
 
 /* Settings and identity (device_id, …). get returns NULL when unset. */

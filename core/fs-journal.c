@@ -272,6 +272,16 @@ fs_journal_fetch (FsStorage *storage, FsCrypto *crypto, const gchar *prefix, FsI
       after = g_strdup (g_ptr_array_index (prefixes, prefixes->len - 1));
     }
 
+  /* A device we read before must still be there, even with nothing new. */
+  {
+    g_autoptr(GPtrArray) known = fs_index_list_cursor_devices (index, error);
+    if (known == NULL)
+      return FALSE;
+    for (guint i = 0; i < known->len; i++)
+      if (!g_ptr_array_find_with_equal_func (devices, g_ptr_array_index (known, i), g_str_equal, NULL))
+        g_ptr_array_add (devices, g_strdup (g_ptr_array_index (known, i)));
+  }
+
   stats->devices = devices->len;
   for (guint i = 0; i < devices->len; i++)
     if (!fetch_device (storage, crypto, prefix, index, g_ptr_array_index (devices, i), audit,

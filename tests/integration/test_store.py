@@ -117,6 +117,51 @@ def test_edit_wins_over_delete():
     ws.cleanup()
 
 
+def journal_dirs(store):
+    return [os.path.join(store, ".journal", d) for d in os.listdir(os.path.join(store, ".journal"))]
+
+
+def test_concurrent_uploads_converge():
+    """Both devices upload a new version of one file without seeing each
+    other's record (as two daemons racing would): every device derives the
+    same winner and the same conflict copy from the journal alone."""
+    ws, a, b = pair("concurrent")
+    write(os.path.join(a.root, "plan.txt"), b"base")
+    a.sync()
+    b.sync()
+    write(os.path.join(a.root, "plan.txt"), b"A's plan")
+    a.sync()
+    # hide A's journal while B syncs: B cannot know about A's upload
+    a_journal = [d for d in journal_dirs(a.store) if os.path.exists(os.path.join(d, "0000000000000001"))]
+    check(len(a_journal) == 1, "cannot find A's journal")
+    hidden = ws.path("hidden-journal")
+    os.rename(a_journal[0], hidden)
+    write(os.path.join(b.root, "plan.txt"), b"B's plan")
+    s = b.sync()
+    check(s["files_up"] == 1 and s["conflicts"] == 0, "B should upload without conflict: %r" % s)
+    os.rename(hidden, a_journal[0])
+    for dev in (a, b, a, b):
+        dev.sync()
+    tree = converged(a, b)
+    contents = sorted(v[1] for v in tree.values() if v[0] == "file")
+    check(contents == [b"A's plan", b"B's plan"], "both versions must survive: %r" % tree)
+    check(b"plan.txt" in tree, "the path itself is gone: %r" % sorted(tree))
+    ws.cleanup()
+
+
+def test_lost_journal_record_reported():
+    ws, a, b = pair("rollback")
+    write(os.path.join(a.root, "one.txt"), b"1")
+    a.sync()
+    b.sync()
+    a_journal = journal_dirs(a.store)[0]
+    records = sorted(os.listdir(a_journal))
+    os.unlink(os.path.join(a_journal, records[-1]))
+    s = b.sync()
+    check(any("rolled back" in m for m in s["messages"]), "rollback not reported: %r" % s)
+    ws.cleanup()
+
+
 def test_no_plaintext_in_store():
     ws, a, b = pair("plaintext")
     marker = b"MARKER-7f3a-PLAINTEXT"
@@ -251,5 +296,6 @@ def test_restart_does_no_work():
 
 if __name__ == "__main__":
     sys.exit(run_tests([test_basic_operations, test_conflict_keeps_both, test_edit_wins_over_delete,
+                        test_concurrent_uploads_converge, test_lost_journal_record_reported,
                         test_no_plaintext_in_store, test_tamper_each_object, test_names_round_trip,
                         test_restart_does_no_work]))

@@ -229,6 +229,13 @@ test_index_records_cursors_meta (Fixture *f, gconstpointer data)
   g_assert_no_error (error);
   g_assert_cmpint (fs_index_get_cursor (index, "dev-a"), ==, 9);
   g_assert_cmpint (fs_index_get_cursor (index, "dev-b"), ==, 0);
+  {
+    g_autoptr(GPtrArray) devices = fs_index_list_cursor_devices (index, &error);
+    g_assert_no_error (error);
+    g_assert_cmpuint (devices->len, ==, 2);
+    g_assert_cmpstr (g_ptr_array_index (devices, 0), ==, "dev-a");
+    g_assert_cmpstr (g_ptr_array_index (devices, 1), ==, "dev-b");
+  }
 
   missing = fs_index_get_meta (index, "nothing");
   g_assert_null (missing);
