@@ -7,7 +7,7 @@ import time
 import unicodedata
 
 sys.path.insert(0, os.path.dirname(__file__))
-from fstest import Failure, Workspace, check, diff_snapshots, run_tests, snapshot  # noqa: E402
+from fstest import Failure, Skip, Workspace, check, diff_snapshots, run_tests, snapshot  # noqa: E402
 
 EXIT_PARTIAL = 7
 
@@ -162,6 +162,48 @@ def test_lost_journal_record_reported():
     ws.cleanup()
 
 
+def test_ignore_file_honoured():
+    ws, a, b = pair("ignore")
+    write(os.path.join(a.root, ".foldersyncignore"), b"*.tmp\nbuild/\n!keep.tmp\n")
+    write(os.path.join(a.root, "x.tmp"), b"ignored")
+    write(os.path.join(a.root, "keep.tmp"), b"kept")
+    write(os.path.join(a.root, "build", "out.o"), b"ignored")
+    write(os.path.join(a.root, "src", "main.c"), b"int main;")
+    a.sync()
+    b.sync()
+    got = sorted(k.decode() for k in snapshot(b.root))
+    check(got == [".foldersyncignore", "keep.tmp", "src", "src/main.c"], "B has %r" % got)
+    ws.cleanup()
+
+
+def test_local_disk_full():
+    """A download that does not fit fails for that file only; nothing
+    half-written is left and the good local copy stays."""
+    ws, a, b = pair("diskfull")
+    if os.geteuid() != 0:
+        raise Skip("mounting a small tmpfs needs root")
+    import subprocess
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", b.root]).returncode != 0:
+        raise Skip("cannot mount a tmpfs here")
+    try:
+        write(os.path.join(a.root, "small.txt"), b"small v1")
+        a.sync()
+        b.sync()
+        write(os.path.join(a.root, "small.txt"), b"small v2")
+        write(os.path.join(a.root, "huge.bin"), random.Random(3).randbytes(3 << 20))
+        a.sync()
+        s = b.sync(expect_rc=EXIT_PARTIAL)
+        check(s["errors"] == 1, "summary %r" % s)
+        check(any("No space" in m for m in s["messages"]), "messages %r" % s["messages"])
+        names = os.listdir(b.root)
+        check("huge.bin" not in names and not any(n.startswith(".foldersync.tmp") for n in names),
+              "half-written file left: %r" % names)
+        check(open(os.path.join(b.root, "small.txt"), "rb").read() == b"small v2", "small file not synced")
+    finally:
+        subprocess.run(["umount", b.root])
+    ws.cleanup()
+
+
 def test_no_plaintext_in_store():
     ws, a, b = pair("plaintext")
     marker = b"MARKER-7f3a-PLAINTEXT"
@@ -297,5 +339,6 @@ def test_restart_does_no_work():
 if __name__ == "__main__":
     sys.exit(run_tests([test_basic_operations, test_conflict_keeps_both, test_edit_wins_over_delete,
                         test_concurrent_uploads_converge, test_lost_journal_record_reported,
+                        test_ignore_file_honoured, test_local_disk_full,
                         test_no_plaintext_in_store, test_tamper_each_object, test_names_round_trip,
                         test_restart_does_no_work]))
