@@ -146,6 +146,8 @@ break_cycles (Node *nodes, guint n)
 static void
 resolve_siblings (GPtrArray *siblings)
 {
+  Node *winner = NULL;
+
   for (guint i = 0; i < siblings->len; i++)
     {
       Node *c = siblings->pdata[i];
@@ -160,7 +162,16 @@ resolve_siblings (GPtrArray *siblings)
   for (guint i = 0; i < siblings->len; i++)
     {
       Node *c = siblings->pdata[i];
-      if (i > 0 && same_group (siblings->pdata[i - 1], c))
+      if (i > 0 && same_group (siblings->pdata[i - 1], c) && winner != NULL &&
+          c->rec->kind == FS_KIND_DIR && !c->rec->deleted && winner->rec->kind == FS_KIND_DIR &&
+          !winner->rec->deleted)
+        {
+          /* Two devices created the same directory: a directory has no
+           * content to lose, so both are the one directory (no conflict
+           * copy); the winner is the head. */
+          c->eff_path = g_strdup (c->base_path);
+        }
+      else if (i > 0 && same_group (siblings->pdata[i - 1], c))
         {
           const gchar *device = c->rec->device_name != NULL ? c->rec->device_name
                                 : c->rec->device_id != NULL ? c->rec->device_id
@@ -170,6 +181,7 @@ resolve_siblings (GPtrArray *siblings)
         }
       else
         {
+          winner = c;
           c->eff_path = g_strdup (c->base_path);
         }
     }

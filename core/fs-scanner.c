@@ -35,6 +35,7 @@ fs_scan_result_free (FsScanResult *result)
     return;
   g_clear_pointer (&result->entries, g_hash_table_unref);
   g_clear_pointer (&result->warnings, g_ptr_array_unref);
+  g_clear_pointer (&result->ignore, fs_ignore_free);
   g_free (result);
 }
 
@@ -626,5 +627,6 @@ fs_scan (const gchar *root, GHashTable *base, GCancellable *cancellable, GError 
   state.buffer = buffer;
   if (!scan_dir (&state, fd, "", "", error))
     return NULL;
+  result->ignore = g_steal_pointer (&ignore);
   return g_steal_pointer (&result);
 }

@@ -24,6 +24,8 @@ typedef struct {
   /* Human-readable problems that did not stop the scan (one line each):
    * non-UTF-8 names, NFC/NFD twins, case collisions, unreadable files. */
   GPtrArray *warnings;
+  /* The .foldersyncignore rules found, to filter remote paths the same way. */
+  FsIgnore *ignore;
   FsScanStats stats;
 } FsScanResult;
 

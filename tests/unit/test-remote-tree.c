@@ -270,6 +270,26 @@ test_concurrent_creates (void)
 }
 
 static void
+test_concurrent_dir_creates (void)
+{
+  g_autoptr(GPtrArray) records = records_new ();
+  g_autoptr(GHashTable) tree = NULL;
+  FsRecord *a = rec ("v1", NULL, "photos", FALSE, "laptop", T_LAPTOP);
+  FsRecord *b = rec ("v2", NULL, "photos", FALSE, "phone", T_PHONE);
+
+  /* Directories have no content to lose: no conflict copy of a directory. */
+  a->kind = b->kind = FS_KIND_DIR;
+  g_clear_pointer (&a->hash, g_free);
+  g_clear_pointer (&b->hash, g_free);
+  g_ptr_array_add (records, a);
+  g_ptr_array_add (records, b);
+  tree = fs_remote_tree_resolve (records);
+  g_assert_cmpuint (g_hash_table_size (tree), ==, 1);
+  assert_head (tree, "photos", "v1", FALSE);
+  assert_order_independent (records);
+}
+
+static void
 test_delete_then_recreate (void)
 {
   g_autoptr(GPtrArray) records = records_new ();
@@ -472,6 +492,7 @@ main (int argc, char **argv)
   g_test_init (&argc, &argv, NULL);
 
   g_test_add_func ("/remote-tree/empty", test_empty);
+  g_test_add_func ("/remote-tree/concurrent-dir-creates", test_concurrent_dir_creates);
   g_test_add_func ("/remote-tree/single-create", test_single_create);
   g_test_add_func ("/remote-tree/linear-chain", test_linear_chain);
   g_test_add_func ("/remote-tree/deletion-head", test_deletion_head);
