@@ -28,6 +28,8 @@ enum {
   EXIT_FOLDER = 6,
   EXIT_PARTIAL = 7,
   EXIT_INDEX = 8,
+  EXIT_BUSY = 9,
+  EXIT_HELD = 10,
 };
 
 static gboolean opt_verbose;
@@ -50,6 +52,8 @@ exit_code_for (const GError *error)
         return EXIT_USAGE;
       case FS_ENGINE_ERROR_PARTIAL:
         return EXIT_PARTIAL;
+      case FS_ENGINE_ERROR_BUSY:
+        return EXIT_BUSY;
       default:
         return EXIT_FAILED;
       }
@@ -137,7 +141,7 @@ print_summary_json (const FsSyncStats *s, GPtrArray *messages, const GError *err
     { "errors", s->errors },               { "deferred", s->deferred },
     { "files_hashed", s->files_hashed },   { "objects_read", s->objects_read },
     { "objects_written", s->objects_written }, { "records_read", s->records_read },
-    { "records_written", s->records_written },
+    { "records_written", s->records_written }, { "held_deletes", s->held_deletes },
   };
 
   json_builder_begin_object (b);
@@ -175,6 +179,8 @@ print_summary (const gchar *path, const FsSyncStats *s)
            s->conflicts, s->errors);
   if (s->deferred > 0)
     g_print (", %u deferred", s->deferred);
+  if (s->held_deletes > 0)
+    g_print (", %u deletions held back", s->held_deletes);
   g_print ("\n");
 }
 
@@ -198,6 +204,7 @@ cmd_sync (int argc, char **argv)
   g_autofree gchar *opt_device_name = NULL;
   gboolean opt_audit = FALSE;
   gboolean opt_json = FALSE;
+  gboolean opt_confirm_deletes = FALSE;
   const GOptionEntry entries[] = {
     { "path", 'p', 0, G_OPTION_ARG_FILENAME, &opt_path, "The folder to sync (required)", "DIR" },
     { "key-file", 'k', 0, G_OPTION_ARG_FILENAME, &opt_key_file,
@@ -209,6 +216,8 @@ cmd_sync (int argc, char **argv)
       "Name used in conflict copies (default: host name and device id)", "NAME" },
     { "audit", 0, 0, G_OPTION_ARG_NONE, &opt_audit,
       "Read the whole remote journal again, not only what is new", NULL },
+    { "confirm-deletes", 0, 0, G_OPTION_ARG_NONE, &opt_confirm_deletes,
+      "Apply deletions even when they would remove more than half of the folder", NULL },
     { "json", 0, 0, G_OPTION_ARG_NONE, &opt_json, "Print the summary as JSON", NULL },
     { NULL },
   };
@@ -243,7 +252,13 @@ cmd_sync (int argc, char **argv)
 
   path = absolute_path (opt_path);
   if (opt_store != NULL)
-    store = absolute_path (opt_store);
+    {
+      /* One store, one identity: resolve links so another spelling of the
+       * same directory finds the same index. */
+      g_autofree gchar *given = absolute_path (opt_store);
+      g_autofree gchar *resolved = realpath (given, NULL);
+      store = g_strdup (resolved != NULL ? resolved : given);
+    }
   else
     {
       store = g_build_filename (g_get_user_data_dir (), "foldersync", "store", NULL);
@@ -273,6 +288,7 @@ cmd_sync (int argc, char **argv)
   if (engine == NULL)
     return fail (error);
 
+  fs_engine_set_confirm_deletes (engine, opt_confirm_deletes);
   ok = fs_engine_sync (engine, opt_audit, &stats, messages, NULL, &error);
   if (opt_json)
     print_summary_json (&stats, messages, error);
@@ -285,7 +301,9 @@ cmd_sync (int argc, char **argv)
     }
   if (!ok)
     return opt_json ? exit_code_for (error) : fail (error);
-  return stats.errors > 0 ? EXIT_PARTIAL : EXIT_OK;
+  if (stats.errors > 0)
+    return EXIT_PARTIAL;
+  return stats.held_deletes > 0 ? EXIT_HELD : EXIT_OK;
 }
 
 /* ---- dispatch ----------------------------------------------------------- */

@@ -14,6 +14,7 @@
 #include <glib/gstdio.h>
 #include <json-glib/json-glib.h>
 #include <stdlib.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -47,12 +48,17 @@ struct _FsEngine {
   gchar *device_id;
   gchar *device_name;
   gint64 next_seq;
+  int lock_fd;
+  double delete_guard_share;
+  guint delete_guard_min;
+  gboolean confirm_deletes;
 
   /* Per sync run. */
   GHashTable *records;      /* version → FsRecord (borrowed from records_array) */
   GPtrArray *records_array;
   GHashTable *remote;       /* effective path → FsRecord head */
   GHashTable *local;        /* path → FsEntry (scan) */
+  GHashTable *actions;      /* path → FsActionType planned for it */
   FsSyncStats *stats;
   GPtrArray *messages;
   GCancellable *cancellable;
@@ -73,6 +79,8 @@ fs_engine_finalize (GObject *object)
   g_free (self->index_path);
   g_free (self->device_id);
   g_free (self->device_name);
+  if (self->lock_fd >= 0)
+    close (self->lock_fd);
   G_OBJECT_CLASS (fs_engine_parent_class)->finalize (object);
 }
 
@@ -85,6 +93,9 @@ fs_engine_class_init (FsEngineClass *klass)
 static void
 fs_engine_init (FsEngine *self)
 {
+  self->lock_fd = -1;
+  self->delete_guard_share = 0.5;
+  self->delete_guard_min = 10;
 }
 
 const gchar *
@@ -255,6 +266,29 @@ verify_store (FsEngine *self, GError **error)
   return FALSE;
 }
 
+/* One sync of a folder at a time: a second process would reuse journal
+ * sequence numbers. The lock lives as long as the engine. */
+static gboolean
+lock_folder (FsEngine *self, GError **error)
+{
+  g_autofree gchar *lock_path = g_strconcat (self->index_path, ".lock", NULL);
+
+  self->lock_fd = open (lock_path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  if (self->lock_fd < 0)
+    {
+      g_set_error (error, FS_ENGINE_ERROR, FS_ENGINE_ERROR_FAILED, "Cannot open ‘%s’: %s",
+                   lock_path, g_strerror (errno));
+      return FALSE;
+    }
+  if (flock (self->lock_fd, LOCK_EX | LOCK_NB) != 0)
+    {
+      g_set_error (error, FS_ENGINE_ERROR, FS_ENGINE_ERROR_BUSY,
+                   "Folder ‘%s’ is being synced by another process", self->root);
+      return FALSE;
+    }
+  return TRUE;
+}
+
 static gchar *
 index_path_for (const gchar *root, const gchar *store_id, const gchar *prefix)
 {
@@ -305,11 +339,14 @@ fs_engine_new (const FsEngineConfig *config, GError **error)
                    "Cannot create the state directory ‘%s’: %s", index_dir, g_strerror (errno));
       return NULL;
     }
+  if (!lock_folder (self, error))
+    return NULL;
   self->index = fs_index_open (self->index_path, error);
   if (self->index == NULL)
     return NULL;
 
-  self->device_id = fs_index_get_meta (self->index, "device_id");
+  if (!fs_index_read_meta (self->index, "device_id", &self->device_id, error))
+    return NULL;
   if (self->device_id == NULL)
     {
       self->device_id = random_id (10);
@@ -378,21 +415,10 @@ fsync_dir_of (const gchar *abs)
   return TRUE;
 }
 
-static gboolean
-ensure_parent_dirs (FsEngine *self, const gchar *disk_rel, GError **error)
-{
-  g_autofree gchar *abs = abs_path (self, disk_rel);
-  g_autofree gchar *dir = g_path_get_dirname (abs);
-  if (g_mkdir_with_parents (dir, 0755) != 0)
-    return set_io_error (error, errno, "Cannot create the directory for", disk_rel);
-  return TRUE;
-}
-
-/* Stat data of a path as an FsEntry (no hash). NULL with errno when absent. */
+/* Stat data of @abs as an FsEntry for key @path (no hash); NULL when absent. */
 static FsEntry *
-lstat_entry (FsEngine *self, const gchar *path, const gchar *disk_rel)
+lstat_entry_at (const gchar *abs, const gchar *path, const gchar *disk_rel)
 {
-  g_autofree gchar *abs = abs_path (self, disk_rel);
   struct stat st;
   FsEntry *e;
 
@@ -401,24 +427,29 @@ lstat_entry (FsEngine *self, const gchar *path, const gchar *disk_rel)
   e = fs_entry_new (path, S_ISDIR (st.st_mode) ? FS_KIND_DIR
                           : S_ISLNK (st.st_mode) ? FS_KIND_SYMLINK
                                                  : FS_KIND_FILE);
-  if (g_strcmp0 (path, disk_rel) != 0)
+  if (disk_rel != NULL && g_strcmp0 (path, disk_rel) != 0)
     e->disk_path = g_strdup (disk_rel);
-  e->size = e->kind == FS_KIND_FILE ? (guint64) st.st_size : 0;
+  /* As the scanner records it: a link's size is its target's length. */
+  e->size = e->kind == FS_KIND_DIR ? 0 : (guint64) st.st_size;
   e->mtime_ns = (gint64) st.st_mtim.tv_sec * G_GINT64_CONSTANT (1000000000) + st.st_mtim.tv_nsec;
   e->inode = (guint64) st.st_ino;
   e->mode = st.st_mode & 07777;
   return e;
 }
 
-/* Whether the disk still holds what the scan saw at @path (or still nothing). */
-static gboolean
-local_unchanged (FsEngine *self, const FsEntry *scanned, const gchar *path, const gchar *disk_rel)
+static FsEntry *
+lstat_entry (FsEngine *self, const gchar *path, const gchar *disk_rel)
 {
-  g_autoptr(FsEntry) now = lstat_entry (self, path, disk_rel);
+  g_autofree gchar *abs = abs_path (self, disk_rel);
+  return lstat_entry_at (abs, path, disk_rel);
+}
 
-  if (scanned == NULL)
-    return now == NULL;
-  if (now == NULL || now->kind != scanned->kind)
+static gboolean
+same_disk_state (const FsEntry *now, const FsEntry *scanned)
+{
+  if (now == NULL || scanned == NULL)
+    return now == scanned;
+  if (now->kind != scanned->kind)
     return FALSE;
   if (now->kind == FS_KIND_DIR)
     return TRUE;
@@ -426,25 +457,143 @@ local_unchanged (FsEngine *self, const FsEntry *scanned, const gchar *path, cons
          now->inode == scanned->inode;
 }
 
+/* Whether the disk still holds what the scan saw at @path (or still nothing). */
+static gboolean
+local_unchanged (FsEngine *self, const FsEntry *scanned, const gchar *path, const gchar *disk_rel)
+{
+  g_autoptr(FsEntry) now = lstat_entry (self, path, disk_rel);
+  return same_disk_state (now, scanned);
+}
+
+/* A conflict name for @disk_rel that nothing uses yet: not on disk, not
+ * remote, not in the index. Two conflicts on one path within a second get
+ * " 2", " 3", … */
+static gchar *
+unique_conflict_name (FsEngine *self, const gchar *disk_rel, const gchar *device, gint64 time_us)
+{
+  g_autofree gchar *name = fs_conflict_name (disk_rel, device, time_us);
+  const gchar *close = strrchr (name, ')');
+
+  for (guint n = 1;; n++)
+    {
+      g_autofree gchar *candidate = n == 1 ? g_strdup (name)
+                                           : g_strdup_printf ("%.*s %u%s", (int) (close - name),
+                                                              name, n, close);
+      g_autofree gchar *abs = abs_path (self, candidate);
+      g_autofree gchar *key = fs_path_normalize (candidate);
+      g_autoptr(FsEntry) base = fs_index_lookup (self->index, key, NULL);
+
+      if (base == NULL && !g_hash_table_contains (self->remote, key) &&
+          !g_hash_table_contains (self->local, key) &&
+          !g_file_test (abs, G_FILE_TEST_EXISTS | G_FILE_TEST_IS_SYMLINK))
+        return g_steal_pointer (&candidate);
+    }
+}
+
+/* Renames what is at @abs (the path @disk_rel, or a temp name holding what
+ * was there) to a fresh conflict name beside @disk_rel. */
+static gboolean
+keep_as_conflict_copy (FsEngine *self, const gchar *abs, const gchar *disk_rel, const gchar *why,
+                       GError **error)
+{
+  g_autofree gchar *copy_rel = unique_conflict_name (self, disk_rel, self->device_name,
+                                                     g_get_real_time ());
+  g_autofree gchar *copy_abs = abs_path (self, copy_rel);
+
+  if (rename (abs, copy_abs) != 0)
+    return set_io_error (error, errno, "Cannot keep a copy of", disk_rel);
+  self->stats->conflicts++;
+  g_ptr_array_add (self->messages, g_strdup_printf ("Conflict: ‘%s’ %s; it is kept as ‘%s’",
+                                                    disk_rel, why, copy_rel));
+  g_message ("Conflict on ‘%s’ (%s); kept as ‘%s’", disk_rel, why, copy_rel);
+  return TRUE;
+}
+
+/* Makes every parent of @disk_rel a real directory. A link or a file where
+ * the remote tree has a directory with content is moved aside as a conflict
+ * copy (a directory with content wins), so nothing is ever written through
+ * a symbolic link out of the folder. */
+static gboolean
+prepare_parents (FsEngine *self, const gchar *disk_rel, GError **error)
+{
+  g_auto(GStrv) parts = g_strsplit (disk_rel, "/", -1);
+  g_autoptr(GString) rel = g_string_new (NULL);
+  guint n = g_strv_length (parts);
+
+  for (guint i = 0; i + 1 < n; i++)
+    {
+      g_autofree gchar *abs = NULL;
+      struct stat st;
+
+      if (i > 0)
+        g_string_append_c (rel, '/');
+      g_string_append (rel, parts[i]);
+      abs = abs_path (self, rel->str);
+      if (lstat (abs, &st) == 0)
+        {
+          if (S_ISDIR (st.st_mode))
+            continue;
+          if (!keep_as_conflict_copy (self, abs, rel->str,
+                                      "is a directory with content on another device", error))
+            return FALSE;
+        }
+      else if (errno != ENOENT)
+        return set_io_error (error, errno, "Cannot inspect", rel->str);
+      if (mkdir (abs, 0755) != 0 && errno != EEXIST)
+        return set_io_error (error, errno, "Cannot create the directory", rel->str);
+    }
+  return TRUE;
+}
+
+/* rename() that never replaces: "name", then "name (2)", "name (3)", … */
+static gboolean
+rename_unique (const gchar *src, const gchar *dst_base)
+{
+  g_autofree gchar *dst = g_strdup (dst_base);
+
+  for (guint n = 2; n < 1000; n++)
+    {
+      if (renameat2 (AT_FDCWD, src, AT_FDCWD, dst, RENAME_NOREPLACE) == 0)
+        return TRUE;
+      if (errno == EINVAL || errno == ENOSYS)
+        {
+          if (!g_file_test (dst, G_FILE_TEST_EXISTS | G_FILE_TEST_IS_SYMLINK))
+            return rename (src, dst) == 0;
+        }
+      else if (errno != EEXIST)
+        return FALSE;
+      g_free (dst);
+      dst = g_strdup_printf ("%s (%u)", dst_base, n);
+    }
+  errno = EEXIST;
+  return FALSE;
+}
+
+/* Moves @disk_rel into .foldersync.trash/DAY/ inside the folder, under its
+ * own path if possible, else under its base name; on another file system
+ * (a mount point inside the folder) into a trash folder beside it. */
 static gboolean
 move_to_trash (FsEngine *self, const gchar *disk_rel, GError **error)
 {
   g_autoptr(GDateTime) now = g_date_time_new_now_utc ();
   g_autofree gchar *day = g_date_time_format (now, "%Y-%m-%d");
   g_autofree gchar *src = abs_path (self, disk_rel);
-  g_autofree gchar *dst = g_build_filename (self->root, TRASH_DIR, day, disk_rel, NULL);
-  g_autofree gchar *dst_dir = g_path_get_dirname (dst);
+  g_autofree gchar *base = g_path_get_basename (disk_rel);
+  g_autofree gchar *src_dir = g_path_get_dirname (src);
+  g_autofree gchar *nested = g_build_filename (self->root, TRASH_DIR, day, disk_rel, NULL);
+  g_autofree gchar *flat = g_build_filename (self->root, TRASH_DIR, day, base, NULL);
+  g_autofree gchar *beside = g_build_filename (src_dir, TRASH_DIR, base, NULL);
+  const gchar *candidates[] = { nested, flat, beside };
+  int saved = 0;
 
-  if (g_mkdir_with_parents (dst_dir, 0700) != 0)
-    return set_io_error (error, errno, "Cannot create the trash folder for", disk_rel);
-  for (guint n = 2; g_file_test (dst, G_FILE_TEST_EXISTS | G_FILE_TEST_IS_SYMLINK); n++)
+  for (gsize i = 0; i < G_N_ELEMENTS (candidates); i++)
     {
-      g_free (dst);
-      dst = g_strdup_printf ("%s/%s/%s/%s (%u)", self->root, TRASH_DIR, day, disk_rel, n);
+      g_autofree gchar *dir = g_path_get_dirname (candidates[i]);
+      if (g_mkdir_with_parents (dir, 0700) == 0 && rename_unique (src, candidates[i]))
+        return TRUE;
+      saved = errno;
     }
-  if (rename (src, dst) != 0)
-    return set_io_error (error, errno, "Cannot move to the trash", disk_rel);
-  return TRUE;
+  return set_io_error (error, saved, "Cannot move to the trash", disk_rel);
 }
 
 /* ---- index and journal updates ------------------------------------------ */
@@ -459,10 +608,30 @@ commit_record (FsEngine *self, FsRecord *record, const FsEntry *base, const gcha
 
   record->device_id = g_strdup (self->device_id);
   record->device_name = g_strdup (self->device_name);
-  record->seq = self->next_seq;
   record->time_us = g_get_real_time ();
-  if (!fs_journal_append (self->storage, self->crypto, self->prefix, record, error))
-    return FALSE;
+  for (;;)
+    {
+      g_autoptr(GError) local_error = NULL;
+
+      record->seq = self->next_seq;
+      if (fs_journal_append (self->storage, self->crypto, self->prefix, record, &local_error))
+        break;
+      /* A taken sequence number (an index restored from a backup, say):
+       * never overwrite, take the next. An append whose outcome is unknown
+       * (a timeout) may have landed: its number is not reused either. */
+      if (g_error_matches (local_error, FS_STORAGE_ERROR, FS_STORAGE_ERROR_PRECONDITION_FAILED))
+        {
+          self->next_seq++;
+          continue;
+        }
+      if (g_error_matches (local_error, FS_STORAGE_ERROR, FS_STORAGE_ERROR_TRANSIENT))
+        {
+          g_autofree gchar *skip = g_strdup_printf ("%" G_GINT64_FORMAT, ++self->next_seq);
+          fs_index_set_meta (self->index, "next_seq", skip, NULL);
+        }
+      g_propagate_error (error, g_steal_pointer (&local_error));
+      return FALSE;
+    }
   self->next_seq++;
   self->stats->records_written++;
 
@@ -677,9 +846,10 @@ check_object_header (GBytes *header, const FsRecord *remote, GError **error)
 }
 
 /* Decrypts @remote's object into a temp file next to @disk_rel; returns its
- * absolute name, fsynced, with mode and mtime set. */
+ * absolute name, fsynced, with mode and mtime set, and its stat in @st. */
 static gchar *
-fetch_to_temp (FsEngine *self, const FsRecord *remote, const gchar *disk_rel, GError **error)
+fetch_to_temp (FsEngine *self, const FsRecord *remote, const gchar *disk_rel, struct stat *st,
+               GError **error)
 {
   g_autofree gchar *key = g_strconcat (self->prefix, remote->object, NULL);
   g_autofree gchar *abs = abs_path (self, disk_rel);
@@ -704,14 +874,20 @@ fetch_to_temp (FsEngine *self, const FsRecord *remote, const gchar *disk_rel, GE
   if (plain == NULL || !check_object_header (header, remote, error))
     return NULL;
 
+  fs_gcrypt_init ();
+  if (gcry_md_open (&md, GCRY_MD_SHA256, 0) != 0)
+    {
+      g_set_error_literal (error, FS_ENGINE_ERROR, FS_ENGINE_ERROR_FAILED,
+                           "SHA-256 is not available");
+      return NULL;
+    }
   fd = g_mkstemp_full (tmp, O_RDWR | O_CLOEXEC, 0600);
   if (fd < 0)
     {
       set_io_error (error, errno, "Cannot create a temporary file for", disk_rel);
+      gcry_md_close (md);
       return NULL;
     }
-  fs_gcrypt_init ();
-  gcry_md_open (&md, GCRY_MD_SHA256, 0);
   buf = g_malloc (COPY_BUFFER_SIZE);
   for (;;)
     {
@@ -746,7 +922,9 @@ fetch_to_temp (FsEngine *self, const FsRecord *remote, const gchar *disk_rel, GE
   times[0].tv_nsec = UTIME_OMIT;
   times[1].tv_sec = remote->mtime_ns / G_GINT64_CONSTANT (1000000000);
   times[1].tv_nsec = remote->mtime_ns % G_GINT64_CONSTANT (1000000000);
-  if (fchmod (fd, remote->mode & 07777) != 0 || fsync (fd) != 0 || futimens (fd, times) != 0)
+  /* Permission bits only: setuid/setgid/sticky never come from a remote. */
+  if (fchmod (fd, remote->mode & 0777) != 0 || fsync (fd) != 0 || futimens (fd, times) != 0 ||
+      fstat (fd, st) != 0)
     {
       set_io_error (error, errno, "Cannot finish writing", disk_rel);
       goto out;
@@ -763,33 +941,75 @@ out:
   return g_steal_pointer (&tmp);
 }
 
-/* Makes the disk hold @remote at @path; @scanned is what the scan saw there. */
+/* Puts @tmp at @disk_rel in one atomic step. Where the scan saw nothing, it
+ * never replaces what appeared since; otherwise the two are swapped and what
+ * was swapped out is kept as a conflict copy unless it is exactly what the
+ * scan saw: an edit in the very last moment is never lost. */
 static gboolean
-do_download (FsEngine *self, const gchar *path, const FsEntry *scanned, const FsRecord *remote,
-             GError **error)
+place_file (FsEngine *self, const gchar *tmp, const gchar *disk_rel, const FsEntry *scanned,
+            GError **error)
 {
-  FsRecord *original = g_hash_table_lookup (self->records, remote->version);
-  const gchar *record_path = original != NULL ? original->path : remote->path;
-  g_autofree gchar *normalized = fs_path_normalize (record_path);
-  g_autofree gchar *disk_rel = NULL;
-  g_autofree gchar *abs = NULL;
-  g_autofree gchar *tmp = NULL;
-  g_autoptr(FsEntry) base = NULL;
+  g_autofree gchar *abs = abs_path (self, disk_rel);
+  int saved;
 
-  /* A conflict copy carries the loser's record: its own path is elsewhere. */
-  disk_rel = disk_path_for (self, path, g_strcmp0 (normalized, path) == 0 ? record_path : path);
-  abs = abs_path (self, disk_rel);
-  if (!ensure_parent_dirs (self, disk_rel, error))
-    return FALSE;
+  if (scanned == NULL)
+    {
+      if (renameat2 (AT_FDCWD, tmp, AT_FDCWD, abs, RENAME_NOREPLACE) == 0)
+        return TRUE;
+      saved = errno;
+      if (saved == EINVAL || saved == ENOSYS) /* no renameat2 here: check, then rename */
+        {
+          if (!g_file_test (abs, G_FILE_TEST_EXISTS | G_FILE_TEST_IS_SYMLINK) &&
+              rename (tmp, abs) == 0)
+            return TRUE;
+          saved = EEXIST;
+        }
+      g_unlink (tmp);
+      if (saved == EEXIST)
+        {
+          g_set_error (error, G_IO_ERROR, G_IO_ERROR_BUSY, "‘%s’ appeared while it was synced",
+                       disk_rel);
+          return FALSE;
+        }
+      return set_io_error (error, saved, "Cannot put in place", disk_rel);
+    }
+
+  if (renameat2 (AT_FDCWD, tmp, AT_FDCWD, abs, RENAME_EXCHANGE) == 0)
+    {
+      /* @tmp now holds what was at @disk_rel a moment ago. */
+      g_autoptr(FsEntry) old = lstat_entry_at (tmp, scanned->path, disk_rel);
+      if (same_disk_state (old, scanned))
+        {
+          g_unlink (tmp);
+          return TRUE;
+        }
+      return keep_as_conflict_copy (self, tmp, disk_rel, "changed while it was synced", error);
+    }
+  saved = errno;
+  if ((saved == EINVAL || saved == ENOSYS) && rename (tmp, abs) == 0)
+    return TRUE;
+  saved = errno;
+  g_unlink (tmp);
+  return set_io_error (error, saved, "Cannot put in place", disk_rel);
+}
+
+/* Writes @remote (a file or link) at @disk_rel, where the scan saw @scanned
+ * (NULL: nothing). @st gets the stat of what was written. */
+static gboolean
+write_remote_entry (FsEngine *self, const FsRecord *remote, const gchar *disk_rel,
+                    const FsEntry *scanned, struct stat *st, GError **error)
+{
+  g_autofree gchar *tmp = NULL;
 
   if (remote->kind == FS_KIND_FILE)
     {
-      tmp = fetch_to_temp (self, remote, disk_rel, error);
+      tmp = fetch_to_temp (self, remote, disk_rel, st, error);
       if (tmp == NULL)
         return FALSE;
     }
-  else if (remote->kind == FS_KIND_SYMLINK)
+  else
     {
+      g_autofree gchar *abs = abs_path (self, disk_rel);
       g_autofree gchar *dir = g_path_get_dirname (abs);
       for (guint attempt = 0; tmp == NULL && attempt < 10; attempt++)
         {
@@ -800,59 +1020,148 @@ do_download (FsEngine *self, const gchar *path, const FsEntry *scanned, const Fs
           else if (errno != EEXIST)
             return set_io_error (error, errno, "Cannot create the link", disk_rel);
         }
+      if (tmp == NULL)
+        return set_io_error (error, EEXIST, "Cannot create the link", disk_rel);
+      if (lstat (tmp, st) != 0)
+        {
+          int saved = errno;
+          g_unlink (tmp);
+          return set_io_error (error, saved, "Cannot create the link", disk_rel);
+        }
     }
+  if (!place_file (self, tmp, disk_rel, scanned, error))
+    return FALSE;
+  fsync_dir_of (tmp);
+  return TRUE;
+}
 
-  /* The last moment to notice a local edit made since the scan. */
+static gboolean do_upload (FsEngine *self, const FsEntry *local, const FsRecord *remote,
+                           GError **error);
+
+/* The remote replaced a directory by a file or link, but the directory here
+ * still has content: the directory wins, the remote entry is kept beside it
+ * as a conflict copy, and the directory is written again. */
+static gboolean
+keep_remote_beside_dir (FsEngine *self, const FsEntry *dir, const FsRecord *remote,
+                        const gchar *disk_rel, GError **error)
+{
+  g_autofree gchar *copy_rel = unique_conflict_name (self, disk_rel, remote->device_name,
+                                                     remote->time_us);
+  struct stat st;
+
+  g_autoptr(FsEntry) copy = NULL;
+
+  if (!write_remote_entry (self, remote, copy_rel, NULL, &st, error))
+    return FALSE;
+  self->stats->conflicts++;
+  g_ptr_array_add (self->messages,
+                   g_strdup_printf ("Conflict: ‘%s’ is a directory with content here but not on "
+                                    "another device; the other version is kept as ‘%s’",
+                                    disk_rel, copy_rel));
+  if (!do_upload (self, dir, remote, error))
+    return FALSE;
+  /* The copy is a new path: publish it now, so every device has it. */
+  copy = fs_entry_new (NULL, remote->kind);
+  copy->path = fs_path_normalize (copy_rel);
+  copy->disk_path = g_strcmp0 (copy->path, copy_rel) != 0 ? g_strdup (copy_rel) : NULL;
+  copy->size = (guint64) st.st_size;
+  copy->mtime_ns = (gint64) st.st_mtim.tv_sec * G_GINT64_CONSTANT (1000000000) + st.st_mtim.tv_nsec;
+  copy->inode = (guint64) st.st_ino;
+  copy->mode = st.st_mode & 07777;
+  copy->hash = g_strdup (remote->hash);
+  copy->target = g_strdup (remote->target);
+  return do_upload (self, copy, g_hash_table_lookup (self->remote, copy->path), error);
+}
+
+/* Makes the disk hold @remote at @path; @scanned is what the scan saw there. */
+static gboolean
+do_download (FsEngine *self, const gchar *path, const FsEntry *scanned, const FsRecord *remote,
+             GError **error)
+{
+  FsRecord *original = g_hash_table_lookup (self->records, remote->version);
+  const gchar *record_path = original != NULL ? original->path : remote->path;
+  g_autofree gchar *normalized = fs_path_normalize (record_path);
+  g_autofree gchar *disk_rel = NULL;
+  g_autofree gchar *abs = NULL;
+  g_autoptr(FsEntry) base = NULL;
+  struct stat st;
+
+  /* A conflict copy carries the loser's record: its own path is elsewhere. */
+  disk_rel = disk_path_for (self, path, g_strcmp0 (normalized, path) == 0 ? record_path : path);
+  abs = abs_path (self, disk_rel);
+
+  /* The disk changed since the scan: the next sync decides; nothing is fetched. */
   if (!local_unchanged (self, scanned, path, disk_rel))
     {
-      if (tmp != NULL)
-        g_unlink (tmp);
       g_set_error (error, G_IO_ERROR, G_IO_ERROR_BUSY, "‘%s’ changed while it was synced", disk_rel);
       return FALSE;
     }
-  if (scanned != NULL && scanned->kind != remote->kind)
+  if (!prepare_parents (self, disk_rel, error))
+    return FALSE;
+
+  if (scanned != NULL && scanned->kind == FS_KIND_DIR && remote->kind != FS_KIND_DIR)
     {
-      /* The other side replaced a file by a directory or the reverse. */
-      if (scanned->kind == FS_KIND_DIR ? g_rmdir (abs) != 0 : !move_to_trash (self, disk_rel, error))
+      if (g_rmdir (abs) != 0)
         {
-          if (tmp != NULL)
-            g_unlink (tmp);
-          if (scanned->kind == FS_KIND_DIR)
-            return set_io_error (error, errno, "Cannot replace the directory", disk_rel);
-          return FALSE;
+          if (errno == ENOTEMPTY || errno == EEXIST)
+            return keep_remote_beside_dir (self, scanned, remote, disk_rel, error);
+          return set_io_error (error, errno, "Cannot replace the directory", disk_rel);
         }
+      scanned = NULL;
     }
 
   if (remote->kind == FS_KIND_DIR)
     {
-      if (g_mkdir (abs, (remote->mode & 07777) != 0 ? remote->mode & 07777 : 0755) != 0 &&
-          errno != EEXIST)
+      /* A file or link here is the synced base: it is in the store. */
+      if (scanned != NULL && scanned->kind != FS_KIND_DIR && !move_to_trash (self, disk_rel, error))
+        return FALSE;
+      if (g_mkdir (abs, 0755) != 0 && errno != EEXIST)
         return set_io_error (error, errno, "Cannot create the directory", disk_rel);
       self->stats->dirs_created++;
+      base = lstat_entry (self, path, disk_rel);
+      if (base == NULL)
+        return set_io_error (error, errno, "Cannot stat", disk_rel);
     }
   else
     {
-      if (rename (tmp, abs) != 0)
-        {
-          int saved = errno;
-          g_unlink (tmp);
-          return set_io_error (error, saved, "Cannot put in place", disk_rel);
-        }
-      fsync_dir_of (abs);
+      if (!write_remote_entry (self, remote, disk_rel, scanned, &st, error))
+        return FALSE;
+      /* The stat of what was written, not of whatever is there now: an edit
+       * right after the rename must look changed to the next scan. */
+      base = fs_entry_new (path, remote->kind);
+      if (g_strcmp0 (path, disk_rel) != 0)
+        base->disk_path = g_strdup (disk_rel);
+      base->size = (guint64) st.st_size;
+      base->mtime_ns = (gint64) st.st_mtim.tv_sec * G_GINT64_CONSTANT (1000000000) +
+                       st.st_mtim.tv_nsec;
+      base->inode = (guint64) st.st_ino;
+      base->mode = st.st_mode & 07777;
       if (remote->kind == FS_KIND_FILE)
         {
           self->stats->files_down++;
           self->stats->bytes_down += remote->size;
         }
     }
-
-  base = lstat_entry (self, path, disk_rel);
-  if (base == NULL)
-    return set_io_error (error, errno, "Cannot stat", disk_rel);
   base->hash = g_strdup (remote->hash);
   base->target = g_strdup (remote->target);
   base->version = g_strdup (remote->version);
   return index_put (self, base, error);
+}
+
+/* Whether something under directory @path stays after this sync. */
+static gboolean
+has_live_children (FsEngine *self, const gchar *path)
+{
+  g_autofree gchar *prefix = g_strconcat (path, "/", NULL);
+  GHashTableIter iter;
+  gpointer key;
+
+  g_hash_table_iter_init (&iter, self->local);
+  while (g_hash_table_iter_next (&iter, &key, NULL))
+    if (g_str_has_prefix (key, prefix) &&
+        GPOINTER_TO_INT (g_hash_table_lookup (self->actions, key)) != FS_ACTION_DELETE_LOCAL)
+      return TRUE;
+  return FALSE;
 }
 
 static gboolean
@@ -868,9 +1177,17 @@ do_delete_local (FsEngine *self, const FsEntry *local, const FsEntry *base, GErr
   if (local->kind == FS_KIND_DIR)
     {
       g_autofree gchar *abs = abs_path (self, disk_rel);
-      /* A directory with new content stays; it is uploaded again next time. */
-      if (g_rmdir (abs) != 0 && errno != ENOTEMPTY && errno != EEXIST)
-        return set_io_error (error, errno, "Cannot remove the directory", disk_rel);
+      if (g_rmdir (abs) != 0)
+        {
+          if (errno != ENOTEMPTY && errno != EEXIST)
+            return set_io_error (error, errno, "Cannot remove the directory", disk_rel);
+          /* New content here: the directory stays and is written again. */
+          if (has_live_children (self, local->path))
+            return index_remove (self, local->path, error);
+          /* Only ignored or unsyncable things inside: they go with it. */
+          if (!move_to_trash (self, disk_rel, error))
+            return FALSE;
+        }
     }
   else if (!move_to_trash (self, disk_rel, error))
     return FALSE;
@@ -878,36 +1195,13 @@ do_delete_local (FsEngine *self, const FsEntry *local, const FsEntry *base, GErr
   return index_remove (self, local->path, error);
 }
 
-/* A conflict name that nothing uses yet: not on disk, not remote, not in the
- * index. Two conflicts on one path within a second get " 2", " 3", … */
-static gchar *
-unique_conflict_name (FsEngine *self, const gchar *disk_rel)
-{
-  g_autofree gchar *name = fs_conflict_name (disk_rel, self->device_name, g_get_real_time ());
-  const gchar *close = strrchr (name, ')');
-
-  for (guint n = 1;; n++)
-    {
-      g_autofree gchar *candidate = n == 1 ? g_strdup (name)
-                                           : g_strdup_printf ("%.*s %u%s", (int) (close - name),
-                                                              name, n, close);
-      g_autofree gchar *abs = abs_path (self, candidate);
-      g_autofree gchar *key = fs_path_normalize (candidate);
-      g_autoptr(FsEntry) base = fs_index_lookup (self->index, key, NULL);
-
-      if (base == NULL && !g_hash_table_contains (self->remote, key) &&
-          !g_hash_table_contains (self->local, key) &&
-          !g_file_test (abs, G_FILE_TEST_EXISTS | G_FILE_TEST_IS_SYMLINK))
-        return g_steal_pointer (&candidate);
-    }
-}
-
 static gboolean
 do_conflict (FsEngine *self, const gchar *path, const FsEntry *local, const FsRecord *remote,
              GError **error)
 {
   const gchar *disk_rel = fs_entry_disk_path (local);
-  g_autofree gchar *copy_rel = unique_conflict_name (self, disk_rel);
+  g_autofree gchar *copy_rel = unique_conflict_name (self, disk_rel, self->device_name,
+                                                     g_get_real_time ());
   g_autofree gchar *src = abs_path (self, disk_rel);
   g_autofree gchar *dst = abs_path (self, copy_rel);
   g_autoptr(FsEntry) moved = NULL;
@@ -917,9 +1211,8 @@ do_conflict (FsEngine *self, const gchar *path, const FsEntry *local, const FsRe
       g_set_error (error, G_IO_ERROR, G_IO_ERROR_BUSY, "‘%s’ changed while it was synced", disk_rel);
       return FALSE;
     }
-  if (g_file_test (dst, G_FILE_TEST_EXISTS) || rename (src, dst) != 0)
-    return set_io_error (error, g_file_test (dst, G_FILE_TEST_EXISTS) ? EEXIST : errno,
-                         "Cannot keep the conflicting copy of", disk_rel);
+  if (!rename_unique (src, dst))
+    return set_io_error (error, errno, "Cannot keep the conflicting copy of", disk_rel);
   self->stats->conflicts++;
   g_ptr_array_add (self->messages,
                    g_strdup_printf ("Conflict: ‘%s’ changed on both sides; this device's version "
@@ -1007,6 +1300,92 @@ compare_paths (gconstpointer a, gconstpointer b)
   return strcmp (*(const gchar *const *) a, *(const gchar *const *) b);
 }
 
+/* A crash after our journal append but before the index commit leaves a
+ * remote head that is our own record replacing the base. Catch the base up
+ * to it (with no stat data, so the scan hashes the file) instead of seeing a
+ * conflict with ourselves. */
+static gboolean
+catch_up_own_records (FsEngine *self, GHashTable *base, GHashTable *remote,
+                      GHashTable *by_version, GError **error)
+{
+  GHashTableIter iter;
+  gpointer key, value;
+
+  g_hash_table_iter_init (&iter, remote);
+  while (g_hash_table_iter_next (&iter, &key, &value))
+    {
+      FsRecord *r = value;
+      FsEntry *b = g_hash_table_lookup (base, key);
+      FsRecord *original = g_hash_table_lookup (by_version, r->version);
+      g_autofree gchar *normalized = NULL;
+      FsEntry *caught;
+
+      if (g_strcmp0 (r->device_id, self->device_id) != 0 || r->replaces == NULL ||
+          b == NULL || g_strcmp0 (b->version, r->replaces) != 0)
+        continue;
+      g_message ("Catching up with our own record for ‘%s’", (const gchar *) key);
+      if (r->deleted)
+        {
+          if (!index_remove (self, key, error))
+            return FALSE;
+          g_hash_table_remove (base, key);
+          continue;
+        }
+      caught = fs_entry_new (key, r->kind);
+      normalized = original != NULL ? fs_path_normalize (original->path) : NULL;
+      if (original != NULL && g_strcmp0 (normalized, key) == 0 && g_strcmp0 (original->path, key) != 0)
+        caught->disk_path = g_strdup (original->path);
+      caught->mode = r->mode;
+      caught->hash = g_strdup (r->hash);
+      caught->target = g_strdup (r->target);
+      caught->version = g_strdup (r->version);
+      if (!index_put (self, caught, error))
+        {
+          fs_entry_free (caught);
+          return FALSE;
+        }
+      g_hash_table_replace (base, g_strdup (key), caught);
+    }
+  return TRUE;
+}
+
+/* The mass-delete guard (DESIGN §5): deletions in one direction that would
+ * remove more than a share of the folder are held back until confirmed. An
+ * unmounted disk or an emptied folder must not empty every other device. */
+static void
+hold_mass_deletes (FsEngine *self, GPtrArray *paths, GArray *actions, guint n_base,
+                   FsSyncStats *stats, GPtrArray *messages)
+{
+  const FsActionType kinds[] = { FS_ACTION_DELETE_LOCAL, FS_ACTION_DELETE_REMOTE };
+
+  for (gsize k = 0; k < G_N_ELEMENTS (kinds); k++)
+    {
+      guint count = 0;
+      for (guint i = 0; i < actions->len; i++)
+        count += g_array_index (actions, FsActionType, i) == kinds[k];
+      if (count < self->delete_guard_min || count <= self->delete_guard_share * n_base)
+        continue;
+      for (guint i = 0; i < actions->len; i++)
+        if (g_array_index (actions, FsActionType, i) == kinds[k])
+          g_array_index (actions, FsActionType, i) = FS_ACTION_NOTHING;
+      stats->held_deletes += count;
+      g_ptr_array_add (messages,
+                       g_strdup_printf ("Held back %u deletions %s (%u%% of the folder); "
+                                        "nothing was deleted. Confirm them to apply.",
+                                        count,
+                                        kinds[k] == FS_ACTION_DELETE_LOCAL ? "made on another device"
+                                                                           : "made in this folder",
+                                        n_base > 0 ? count * 100 / n_base : 100));
+    }
+}
+
+void
+fs_engine_set_confirm_deletes (FsEngine *self, gboolean confirm)
+{
+  g_return_if_fail (FS_IS_ENGINE (self));
+  self->confirm_deletes = confirm;
+}
+
 gboolean
 fs_engine_sync (FsEngine *self, gboolean audit, FsSyncStats *stats, GPtrArray *messages,
                 GCancellable *cancellable, GError **error)
@@ -1020,6 +1399,7 @@ fs_engine_sync (FsEngine *self, gboolean audit, FsSyncStats *stats, GPtrArray *m
   g_autoptr(GPtrArray) records = NULL;
   g_autoptr(GHashTable) remote = NULL;
   g_autoptr(GHashTable) by_version = NULL;
+  g_autoptr(GHashTable) action_of = NULL;
   FsJournalStats jstats = { 0 };
   FsSyncStats own_stats = { 0 };
   GHashTableIter iter;
@@ -1058,7 +1438,7 @@ fs_engine_sync (FsEngine *self, gboolean audit, FsSyncStats *stats, GPtrArray *m
 
   /* 2. What changed locally: a stat walk, hashing only what changed. */
   base = fs_index_load_all (self->index, error);
-  if (base == NULL)
+  if (base == NULL || !catch_up_own_records (self, base, remote, by_version, error))
     return FALSE;
   scan = fs_scan (self->root, base, cancellable, error);
   if (scan == NULL)
@@ -1086,19 +1466,34 @@ fs_engine_sync (FsEngine *self, gboolean audit, FsSyncStats *stats, GPtrArray *m
   g_ptr_array_sort (paths, compare_paths);
 
   actions = g_array_sized_new (FALSE, FALSE, sizeof (FsActionType), paths->len);
+  action_of = g_hash_table_new (g_str_hash, g_str_equal);
   for (guint i = 0; i < paths->len; i++)
     {
       const gchar *path = g_ptr_array_index (paths, i);
-      FsActionType action = fs_reconcile (g_hash_table_lookup (scan->entries, path),
-                                          g_hash_table_lookup (base, path),
-                                          g_hash_table_lookup (remote, path));
-      g_array_append_val (actions, action);
-    }
+      FsEntry *l = g_hash_table_lookup (scan->entries, path);
+      FsEntry *b = g_hash_table_lookup (base, path);
+      FsRecord *r = g_hash_table_lookup (remote, path);
+      FsActionType action = fs_reconcile (l, b, r);
+      FsKind kind = l != NULL ? l->kind : b != NULL ? b->kind : r != NULL ? r->kind : FS_KIND_NONE;
 
-  /* 4. Act: parents before children, then local deletions children first. */
+      /* Ignored means no longer synced, in either direction; never deleted. */
+      if (fs_ignore_matches (scan->ignore, path, kind == FS_KIND_DIR))
+        {
+          if (b != NULL && !index_remove (self, path, error))
+            return FALSE;
+          action = FS_ACTION_NOTHING;
+        }
+      g_array_append_val (actions, action);
+      g_hash_table_insert (action_of, (gpointer) path, GINT_TO_POINTER (action));
+    }
+  if (!self->confirm_deletes)
+    hold_mass_deletes (self, paths, actions, g_hash_table_size (base), stats, messages);
+
+  /* 4. Act: parents before children, then deletions children first. */
   self->records = by_version;
   self->remote = remote;
   self->local = scan->entries;
+  self->actions = action_of;
   self->stats = stats;
   self->messages = messages;
   self->cancellable = cancellable;
@@ -1110,7 +1505,7 @@ fs_engine_sync (FsEngine *self, gboolean audit, FsSyncStats *stats, GPtrArray *m
         FsActionType action = g_array_index (actions, FsActionType, i);
         g_autoptr(GError) local_error = NULL;
 
-        if ((action == FS_ACTION_DELETE_LOCAL) != (pass == 1))
+        if ((action == FS_ACTION_DELETE_LOCAL || action == FS_ACTION_DELETE_REMOTE) != (pass == 1))
           continue;
         if (run_action (self, path, action, &local_error))
           continue;
@@ -1139,6 +1534,7 @@ fs_engine_sync (FsEngine *self, gboolean audit, FsSyncStats *stats, GPtrArray *m
   self->records = NULL;
   self->remote = NULL;
   self->local = NULL;
+  self->actions = NULL;
   self->stats = NULL;
   self->messages = NULL;
   self->cancellable = NULL;

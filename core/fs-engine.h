@@ -26,6 +26,7 @@ typedef struct {
   guint objects_written;
   guint records_read;
   guint records_written;
+  guint held_deletes;  /* deletions held back by the mass-delete guard */
 } FsSyncStats;
 
 typedef struct {
@@ -48,6 +49,10 @@ FsEngine *fs_engine_new (const FsEngineConfig *config, GError **error);
  * the call. @audit re-reads the whole journal ignoring cursors. */
 gboolean fs_engine_sync (FsEngine *self, gboolean audit, FsSyncStats *stats, GPtrArray *messages,
                          GCancellable *cancellable, GError **error);
+
+/* Apply deletions even where they exceed the mass-delete guard (more than
+ * half of the folder, and at least 10 entries). */
+void fs_engine_set_confirm_deletes (FsEngine *self, gboolean confirm);
 
 const gchar *fs_engine_get_index_path (FsEngine *self);
 const gchar *fs_engine_get_device_id (FsEngine *self);

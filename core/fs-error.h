@@ -39,6 +39,7 @@ typedef enum {
   FS_ENGINE_ERROR_FOLDER,     /* missing or unwritable folder */
   FS_ENGINE_ERROR_ROLLBACK,   /* the server served an older journal than we saw */
   FS_ENGINE_ERROR_PARTIAL,    /* the sync finished but some files failed */
+  FS_ENGINE_ERROR_BUSY,       /* another process syncs this folder */
 } FsEngineError;
 
 typedef enum {

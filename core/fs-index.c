@@ -586,25 +586,38 @@ fs_index_set_cursor (FsIndex *self, const gchar *device_id, gint64 seq, GError *
   return step_done (self, stmt, "storing a journal cursor", error);
 }
 
-gchar *
-fs_index_get_meta (FsIndex *self, const gchar *key)
+gboolean
+fs_index_read_meta (FsIndex *self, const gchar *key, gchar **value, GError **error)
 {
   sqlite3_stmt *stmt;
-  gchar *value = NULL;
   int rc;
 
-  g_return_val_if_fail (FS_IS_INDEX (self), NULL);
-  g_return_val_if_fail (key != NULL, NULL);
+  g_return_val_if_fail (FS_IS_INDEX (self), FALSE);
+  g_return_val_if_fail (key != NULL && value != NULL, FALSE);
 
+  *value = NULL;
   stmt = get_stmt (self, STMT_META_GET);
   bind_text (stmt, 1, key);
   rc = sqlite3_step (stmt);
   if (rc == SQLITE_ROW)
-    value = column_strdup (stmt, 0);
-  else if (rc != SQLITE_DONE)
-    g_warning ("Index ‘%s’: reading setting %s failed: %s", self->filename, key,
-               sqlite3_errmsg (self->db));
+    *value = column_strdup (stmt, 0);
   sqlite3_reset (stmt);
+  if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+    {
+      set_db_error (self, rc, "reading a setting", error);
+      return FALSE;
+    }
+  return TRUE;
+}
+
+gchar *
+fs_index_get_meta (FsIndex *self, const gchar *key)
+{
+  g_autoptr(GError) error = NULL;
+  gchar *value = NULL;
+
+  if (!fs_index_read_meta (self, key, &value, &error))
+    g_warning ("Index ‘%s’: reading setting %s failed: %s", self->filename, key, error->message);
   return value;
 }
 

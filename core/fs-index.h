@@ -43,6 +43,8 @@ gboolean fs_index_set_cursor (FsIndex *self, const gchar *device_id, gint64 seq,
 
 /* Settings and identity (device_id, …). get returns NULL when unset. */
 gchar *fs_index_get_meta (FsIndex *self, const gchar *key);
+/* Like get_meta, but a database error is an error, not a missing value. */
+gboolean fs_index_read_meta (FsIndex *self, const gchar *key, gchar **value, GError **error);
 gboolean fs_index_set_meta (FsIndex *self, const gchar *key, const gchar *value, GError **error);
 
 gint fs_index_get_schema_version (FsIndex *self);

@@ -15,6 +15,21 @@ fs_journal_record_key (const gchar *prefix, const gchar *device_id, gint64 seq)
                           seq);
 }
 
+gboolean
+fs_journal_path_valid (const gchar *path)
+{
+  g_auto(GStrv) parts = NULL;
+
+  if (path == NULL || *path == '\0' || *path == '/' || !g_utf8_validate (path, -1, NULL))
+    return FALSE;
+  parts = g_strsplit (path, "/", -1);
+  for (guint i = 0; parts[i] != NULL; i++)
+    if (*parts[i] == '\0' || g_str_equal (parts[i], ".") || g_str_equal (parts[i], "..") ||
+        g_str_has_prefix (parts[i], ".foldersync."))
+      return FALSE;
+  return TRUE;
+}
+
 GBytes *
 fs_record_to_json (const FsRecord *r)
 {
@@ -110,6 +125,12 @@ fs_record_from_json (GBytes *json, GError **error)
   r->seq = json_object_get_int_member_with_default (o, "seq", -1);
   r->time_us = json_object_get_int_member_with_default (o, "time_us", 0);
 
+  if (r->path != NULL && !fs_journal_path_valid (r->path))
+    {
+      g_set_error_literal (error, FS_CRYPTO_ERROR, FS_CRYPTO_ERROR_CORRUPT,
+                           "Journal record names a path outside the folder");
+      return NULL;
+    }
   if (r->version == NULL || r->path == NULL || r->device_id == NULL || r->seq < 0 ||
       r->kind < FS_KIND_FILE || r->kind > FS_KIND_SYMLINK ||
       (!r->deleted && r->kind == FS_KIND_FILE && (r->object == NULL || r->hash == NULL)))
@@ -133,7 +154,11 @@ fs_journal_append (FsStorage *storage, FsCrypto *crypto, const gchar *prefix,
   sealed = fs_crypto_seal_record (crypto, json, key + strlen (prefix), error);
   if (sealed == NULL)
     return FALSE;
-  return fs_storage_put_bytes (storage, key, sealed, NULL, NULL, error);
+  /* Records are write-once: where the backend can refuse an overwrite, it must. */
+  return fs_storage_put_bytes (storage, key, sealed,
+                               fs_storage_supports_conditional_put (storage) ? FS_STORAGE_IF_ABSENT
+                                                                            : NULL,
+                               NULL, error);
 }
 
 static gboolean

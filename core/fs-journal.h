@@ -19,10 +19,16 @@ typedef struct {
 /* The storage key of @device_id's record @seq under @prefix ("" or ending in '/'). */
 gchar *fs_journal_record_key (const gchar *prefix, const gchar *device_id, gint64 seq);
 
+/* Whether a record's path stays inside the folder: relative, no empty, "."
+ * or ".." segment, nothing named like FolderSync's own ".foldersync.*". */
+gboolean fs_journal_path_valid (const gchar *path);
+
 GBytes *fs_record_to_json (const FsRecord *record);
 FsRecord *fs_record_from_json (GBytes *json, GError **error);
 
-/* Seals @record and writes it at its key (device_id, seq). */
+/* Seals @record and writes it at its key (device_id, seq), never over an
+ * existing record where the backend supports create-if-absent (then a taken
+ * key is FS_STORAGE_ERROR_PRECONDITION_FAILED). */
 gboolean fs_journal_append (FsStorage *storage, FsCrypto *crypto, const gchar *prefix,
                             const FsRecord *record, GError **error);
 

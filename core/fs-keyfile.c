@@ -14,6 +14,13 @@
 #define KEY_BYTES 32
 #define KEY_FILE_MAX 256
 
+static void
+wipe_key (gpointer key)
+{
+  explicit_bzero (key, KEY_BYTES);
+  g_free (key);
+}
+
 GBytes *
 fs_keyfile_load (const gchar *filename, GError **error)
 {
@@ -86,9 +93,9 @@ fs_keyfile_load (const gchar *filename, GError **error)
     }
   explicit_bzero (contents, len);
   {
-    GBytes *bytes = g_bytes_new (key, sizeof key);
+    guint8 *copy = g_memdup2 (key, sizeof key);
     explicit_bzero (key, sizeof key);
-    return bytes;
+    return g_bytes_new_with_free_func (copy, KEY_BYTES, wipe_key, copy);
   }
 }
 

@@ -2,6 +2,7 @@
 names that must round-trip exactly, and a restart that does no work."""
 import os
 import random
+import shutil
 import sys
 import time
 import unicodedata
@@ -10,6 +11,7 @@ sys.path.insert(0, os.path.dirname(__file__))
 from fstest import Failure, Skip, Workspace, check, diff_snapshots, run_tests, snapshot  # noqa: E402
 
 EXIT_PARTIAL = 7
+EXIT_HELD = 10
 
 
 def pair(name):
@@ -162,6 +164,115 @@ def test_lost_journal_record_reported():
     ws.cleanup()
 
 
+def test_never_writes_through_a_link():
+    """B turns a synced directory into a link out of the folder while A edits
+    a file inside it: nothing is written outside; the directory with content
+    wins and the link is kept as a conflict copy."""
+    ws, a, b = pair("linkparent")
+    outside = ws.path("outside")
+    os.makedirs(outside)
+    write(os.path.join(a.root, "L", "x"), b"v1")
+    a.sync()
+    b.sync()
+    shutil.rmtree(os.path.join(b.root, "L"))
+    os.symlink(outside, os.path.join(b.root, "L"))
+    b.sync()
+    write(os.path.join(a.root, "L", "x"), b"v2 edited on A")
+    for dev in (a, b, a, b):
+        dev.sync()
+    check(os.listdir(outside) == [], "written outside the folder: %r" % os.listdir(outside))
+    tree = converged(a, b)
+    check(tree.get(b"L/x", (None, None))[1] == b"v2 edited on A", "edit lost: %r" % tree)
+    check(any(v[0] == "link" for v in tree.values()), "the link was lost: %r" % tree)
+    ws.cleanup()
+
+
+def test_directory_replaced_by_file():
+    ws, a, b = pair("kind")
+    write(os.path.join(a.root, "D", "x"), b"x")
+    a.sync()
+    b.sync()
+    write(os.path.join(a.root, "D", "new"), b"new on A")
+    shutil.rmtree(os.path.join(b.root, "D"))
+    write(os.path.join(b.root, "D"), b"D is a file on B")
+    for dev in (b, a, b, a):
+        s = dev.sync()
+    tree = converged(a, b)
+    contents = sorted(v[1] for v in tree.values() if v[0] == "file")
+    check(contents == [b"D is a file on B", b"new on A"], "contents %r" % tree)
+    ws.cleanup()
+
+
+def test_crash_after_journal_append():
+    """Simulates a crash between the journal append and the index commit by
+    restoring the index from before a sync: the next sync must not see a
+    conflict with itself."""
+    ws, a, b = pair("crash")
+    write(os.path.join(a.root, "f"), b"v1")
+    a.sync()
+    folders = os.path.join(a.home, "data", "foldersync", "folders")
+    db = [f for f in os.listdir(folders) if f.endswith(".db")][0]
+    saved = {}
+    for f in os.listdir(folders):
+        if f.startswith(db):
+            saved[f] = open(os.path.join(folders, f), "rb").read()
+    write(os.path.join(a.root, "f"), b"v2")
+    a.sync()
+    for f in os.listdir(folders):
+        if f.startswith(db) and f not in saved:
+            os.unlink(os.path.join(folders, f))
+    for f, data in saved.items():
+        with open(os.path.join(folders, f), "wb") as fh:
+            fh.write(data)
+    write(os.path.join(a.root, "f"), b"v3, newer than the crash")
+    s = a.sync()
+    check(s["conflicts"] == 0 and s["files_up"] == 1, "summary %r" % s)
+    b.sync()
+    tree = converged(a, b)
+    check(tree == {b"f": ("file", b"v3, newer than the crash", False)}, "tree %r" % tree)
+    ws.cleanup()
+
+
+def test_one_sync_per_folder_at_a_time():
+    ws, a, b = pair("busy")
+    for i in range(1500):
+        write(os.path.join(a.root, "d%d" % (i % 10), "f%d" % i), b"%d" % i)
+    import subprocess
+    first = subprocess.Popen([sys.argv[1], "sync", "--path", a.root, "--key-file", a.key,
+                              "--store", a.store], env=a.env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    time.sleep(0.3)
+    second = a.run()
+    first.communicate()
+    check(first.returncode == 0, "first sync failed")
+    check(second.returncode == 9 and b"another process" in second.stderr,
+          "second sync: rc %d %r" % (second.returncode, second.stderr))
+    ws.cleanup()
+
+
+def test_mass_delete_held_back():
+    ws, a, b = pair("massdelete")
+    for i in range(20):
+        write(os.path.join(a.root, "docs", "f%02d.txt" % i), b"%d" % i)
+    a.sync()
+    b.sync()
+    # an emptied folder (an unmounted disk, say) must not empty the other device
+    for i in range(15):
+        os.unlink(os.path.join(a.root, "docs", "f%02d.txt" % i))
+    s = a.sync(expect_rc=EXIT_HELD)
+    check(s["held_deletes"] == 15 and s["deleted_remote"] == 0, "summary %r" % s)
+    b.sync()
+    check(len(os.listdir(os.path.join(b.root, "docs"))) == 20, "B lost files to held deletes")
+    s = a.sync("--confirm-deletes")
+    check(s["deleted_remote"] == 15, "confirmed %r" % s)
+    # the receiving side guards too
+    s = b.sync(expect_rc=EXIT_HELD)
+    check(s["held_deletes"] == 15 and len(os.listdir(os.path.join(b.root, "docs"))) == 20, "B %r" % s)
+    s = b.sync("--confirm-deletes")
+    check(s["deleted_local"] == 15, "B confirmed %r" % s)
+    converged(a, b)
+    ws.cleanup()
+
+
 def test_ignore_file_honoured():
     ws, a, b = pair("ignore")
     write(os.path.join(a.root, ".foldersyncignore"), b"*.tmp\nbuild/\n!keep.tmp\n")
@@ -173,6 +284,15 @@ def test_ignore_file_honoured():
     b.sync()
     got = sorted(k.decode() for k in snapshot(b.root))
     check(got == [".foldersyncignore", "keep.tmp", "src", "src/main.c"], "B has %r" % got)
+    # ignoring a synced file later stops syncing it; it is deleted nowhere
+    write(os.path.join(a.root, "src", "build.log"), b"log")
+    a.sync()
+    b.sync()
+    write(os.path.join(a.root, ".foldersyncignore"), b"*.tmp\nbuild/\n!keep.tmp\n*.log\n")
+    a.sync()
+    b.sync()
+    check(os.path.exists(os.path.join(b.root, "src", "build.log")), "newly ignored file deleted on B")
+    check(os.path.exists(os.path.join(a.root, "src", "build.log")), "newly ignored file deleted on A")
     ws.cleanup()
 
 
@@ -339,6 +459,9 @@ def test_restart_does_no_work():
 if __name__ == "__main__":
     sys.exit(run_tests([test_basic_operations, test_conflict_keeps_both, test_edit_wins_over_delete,
                         test_concurrent_uploads_converge, test_lost_journal_record_reported,
-                        test_ignore_file_honoured, test_local_disk_full,
+                        test_never_writes_through_a_link, test_directory_replaced_by_file,
+                        test_crash_after_journal_append, test_one_sync_per_folder_at_a_time,
+                        test_mass_delete_held_back, test_ignore_file_honoured,
+                        test_local_disk_full,
                         test_no_plaintext_in_store, test_tamper_each_object, test_names_round_trip,
                         test_restart_does_no_work]))

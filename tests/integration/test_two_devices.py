@@ -49,7 +49,8 @@ def files(root):
             dirnames.remove(".foldersync.trash")
         rel = os.path.relpath(dirpath, root)
         for d in dirnames:
-            dirs.append(d if rel == "." else os.path.join(rel, d))
+            if not os.path.islink(os.path.join(dirpath, d)):
+                dirs.append(d if rel == "." else os.path.join(rel, d))
         for f in filenames:
             if not os.path.islink(os.path.join(dirpath, f)):
                 out.append(f if rel == "." else os.path.join(rel, f))
@@ -78,8 +79,8 @@ def op(side, rng, log):
     root = side.dev.root
     fs, ds = files(root)
     kind = rng.choices(["create", "modify", "truncate", "delete", "rename", "rename_dir",
-                        "mkdir", "rmdir", "chmod"],
-                       weights=[25, 20, 4, 8, 8, 4, 8, 5, 5])[0]
+                        "mkdir", "rmdir", "chmod", "symlink"],
+                       weights=[25, 20, 4, 8, 8, 4, 8, 5, 5, 2])[0]
     if kind in ("modify", "truncate", "delete", "rename", "chmod") and not fs:
         kind = "create"
     if kind in ("rename_dir", "rmdir") and not ds:
@@ -119,6 +120,11 @@ def op(side, rng, log):
     elif kind == "rmdir":
         path = rng.choice(ds)
         shutil.rmtree(os.path.join(root, path))
+    elif kind == "symlink":
+        path = os.path.join(random_dir(root, rng), "link-%d" % rng.randrange(5))
+        if os.path.lexists(os.path.join(root, path)):
+            return
+        os.symlink(rng.choice(["../a.txt", "target that does not exist", "docs"]), os.path.join(root, path))
     elif kind == "chmod":
         path = rng.choice(fs)
         full = os.path.join(root, path)
@@ -141,7 +147,8 @@ def sync(side, other, pending, log):
     """Sync one side and check that nothing was lost."""
     before = side.tokens()
     unsynced = before - side.synced_tokens
-    side.dev.sync()
+    # Deletions here are deliberate: the mass-delete guard has its own test.
+    side.dev.sync("--confirm-deletes")
     after = side.tokens()
     lost = unsynced - after
     check(not lost, "sync of %s lost its own unsynced writes %s" % (side.label, sorted(lost)))
@@ -188,7 +195,7 @@ def run_scenario(seed):
             sync(sides[1], sides[0], pending, log)
         sa, sb = snapshot(sides[0].dev.root), snapshot(sides[1].dev.root)
         check(sa == sb, "trees differ after final syncs:\n" + diff_snapshots(sa, sb))
-        idle = sides[0].dev.sync()
+        idle = sides[0].dev.sync("--confirm-deletes")
         check(idle["files_up"] == idle["files_down"] == idle["records_written"] == 0,
               "not idle after convergence: %r" % idle)
         print("# seed %d: %d operations, %d entries in the final tree" % (seed, n_ops, len(sa)))
