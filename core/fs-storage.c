@@ -30,6 +30,26 @@ fs_storage_object_free (FsStorageObject *obj)
 }
 
 gboolean
+fs_storage_check_key (const gchar *key, GError **error)
+{
+  gboolean ok = key != NULL && *key != '\0' && strlen (key) <= 1024 &&
+                g_utf8_validate (key, -1, NULL) && *key != '/';
+
+  if (ok)
+    {
+      g_auto(GStrv) parts = g_strsplit (key, "/", -1);
+      for (guint i = 0; ok && parts[i] != NULL; i++)
+        ok = *parts[i] != '\0' && !g_str_equal (parts[i], ".") && !g_str_equal (parts[i], "..");
+    }
+  if (!ok)
+    g_set_error (error, FS_STORAGE_ERROR, FS_STORAGE_ERROR_INVALID,
+                 "‘%s’ is not a valid object key: it must be relative UTF-8 without empty, "
+                 "‘.’ or ‘..’ segments",
+                 key != NULL && g_utf8_validate (key, -1, NULL) ? key : "");
+  return ok;
+}
+
+gboolean
 fs_storage_configure (FsStorage *self, GHashTable *settings, GError **error)
 {
   g_return_val_if_fail (FS_IS_STORAGE (self), FALSE);

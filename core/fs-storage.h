@@ -15,7 +15,9 @@ G_DECLARE_INTERFACE (FsStorage, fs_storage, FS, STORAGE, GObject)
 typedef struct {
   gchar *key;
   guint64 size;
-  gchar *version; /* opaque: changes whenever the object's bytes change */
+  /* Opaque. Changes whenever the object's bytes change; on a backend with
+   * conditional puts, on every put (so a compare-and-swap has no ABA). */
+  gchar *version;
 } FsStorageObject;
 
 FsStorageObject *fs_storage_object_new (const gchar *key, guint64 size, const gchar *version);
@@ -44,6 +46,12 @@ struct _FsStorageInterface {
 };
 
 gboolean fs_storage_configure (FsStorage *self, GHashTable *settings, GError **error);
+
+/* The keys every backend accepts: 1 to 1024 bytes of UTF-8, relative, '/'-
+ * separated, without empty, "." or ".." segments. Anything else is
+ * FS_STORAGE_ERROR_INVALID in every backend, so no backend can be asked for a
+ * key another one could not store. */
+gboolean fs_storage_check_key (const gchar *key, GError **error);
 
 /* One page of keys under @prefix, in byte order, strictly after @start_after
  * (may be NULL). With a @delimiter, keys that contain it after the prefix are
