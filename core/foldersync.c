@@ -17,6 +17,7 @@
 #include "fs-keyfile.h"
 #include "fs-plugin-loader.h"
 #include "fs-storage.h"
+#include "fs-store-config.h"
 
 enum {
   EXIT_OK = 0,
@@ -123,8 +124,11 @@ format_size (guint64 bytes)
   return g_format_size_full (bytes, G_FORMAT_SIZE_DEFAULT);
 }
 
+static void add_storage_counters (JsonBuilder *b, FsStorage *storage);
+
 static void
-print_summary_json (const FsSyncStats *s, GPtrArray *messages, const GError *error)
+print_summary_json (const FsSyncStats *s, GPtrArray *messages, FsStorage *storage,
+                    const GError *error)
 {
   g_autoptr(JsonBuilder) b = json_builder_new ();
   g_autoptr(JsonGenerator) gen = json_generator_new ();
@@ -155,6 +159,7 @@ print_summary_json (const FsSyncStats *s, GPtrArray *messages, const GError *err
   for (guint i = 0; i < messages->len; i++)
     json_builder_add_string_value (b, g_ptr_array_index (messages, i));
   json_builder_end_array (b);
+  add_storage_counters (b, storage);
   if (error != NULL)
     {
       json_builder_set_member_name (b, "error");
@@ -194,6 +199,23 @@ absolute_path (const gchar *path)
   return g_canonicalize_filename (path, cwd);
 }
 
+static void
+add_storage_counters (JsonBuilder *b, FsStorage *storage)
+{
+  const gchar *names[] = { "retries", "requests" };
+
+  /* Backends that count their requests (storage-s3) say so as properties. */
+  for (gsize i = 0; i < G_N_ELEMENTS (names); i++)
+    if (g_object_class_find_property (G_OBJECT_GET_CLASS (storage), names[i]) != NULL)
+      {
+        guint64 value = 0;
+        g_autofree gchar *member = g_strconcat ("storage_", names[i], NULL);
+        g_object_get (storage, names[i], &value, NULL);
+        json_builder_set_member_name (b, member);
+        json_builder_add_int_value (b, (gint64) value);
+      }
+}
+
 static int
 cmd_sync (int argc, char **argv)
 {
@@ -202,6 +224,12 @@ cmd_sync (int argc, char **argv)
   g_autofree gchar *opt_store = NULL;
   g_autofree gchar *opt_prefix = NULL;
   g_autofree gchar *opt_device_name = NULL;
+  g_autofree gchar *opt_endpoint = NULL;
+  g_autofree gchar *opt_bucket = NULL;
+  g_autofree gchar *opt_region = NULL;
+  g_autofree gchar *opt_access_key = NULL;
+  g_autofree gchar *opt_secret_key_file = NULL;
+  g_autofree gchar *opt_ca_file = NULL;
   gboolean opt_audit = FALSE;
   gboolean opt_json = FALSE;
   gboolean opt_confirm_deletes = FALSE;
@@ -211,7 +239,18 @@ cmd_sync (int argc, char **argv)
       "The folder's key: 64 hex characters, mode 0600 (required)", "FILE" },
     { "store", 's', 0, G_OPTION_ARG_FILENAME, &opt_store,
       "A local store directory (default: $XDG_DATA_HOME/foldersync/store)", "DIR" },
+    { "endpoint", 0, 0, G_OPTION_ARG_STRING, &opt_endpoint,
+      "An S3 server (http(s)://host[:port]) instead of a local store", "URL" },
+    { "bucket", 'b', 0, G_OPTION_ARG_STRING, &opt_bucket, "The S3 bucket", "BUCKET" },
     { "prefix", 0, 0, G_OPTION_ARG_STRING, &opt_prefix, "Key prefix inside the store", "PREFIX" },
+    { "region", 0, 0, G_OPTION_ARG_STRING, &opt_region, "S3 region (default us-east-1)",
+      "REGION" },
+    { "access-key", 0, 0, G_OPTION_ARG_STRING, &opt_access_key,
+      "S3 access key (default: $AWS_ACCESS_KEY_ID)", "KEY" },
+    { "secret-key-file", 0, 0, G_OPTION_ARG_FILENAME, &opt_secret_key_file,
+      "File holding the S3 secret key, mode 0600 (default: $AWS_SECRET_ACCESS_KEY)", "FILE" },
+    { "ca-file", 0, 0, G_OPTION_ARG_FILENAME, &opt_ca_file,
+      "PEM file of the CA to trust for https (default: the system's)", "FILE" },
     { "device-name", 0, 0, G_OPTION_ARG_STRING, &opt_device_name,
       "Name used in conflict copies (default: host name and device id)", "NAME" },
     { "audit", 0, 0, G_OPTION_ARG_NONE, &opt_audit,
@@ -225,12 +264,12 @@ cmd_sync (int argc, char **argv)
   g_autoptr(GError) error = NULL;
   g_autoptr(GBytes) key = NULL;
   g_autoptr(FsStorage) storage = NULL;
-  g_autoptr(GHashTable) settings = NULL;
   g_autoptr(FsEngine) engine = NULL;
   g_autoptr(GPtrArray) messages = g_ptr_array_new_with_free_func (g_free);
+  g_auto(FsStoreConfig) store = { 0 };
   g_autofree gchar *path = NULL;
-  g_autofree gchar *store = NULL;
   g_autofree gchar *store_id = NULL;
+  g_autofree gchar *prefix = NULL;
   FsSyncStats stats = { 0 };
   FsEngineConfig config = { 0 };
   gboolean ok;
@@ -245,43 +284,51 @@ cmd_sync (int argc, char **argv)
     return usage_error (context, "--path is required");
   if (opt_key_file == NULL)
     return usage_error (context, "--key-file is required (create one with: foldersync keygen)");
+  if (opt_endpoint != NULL && opt_store != NULL)
+    return usage_error (context, "--endpoint and --store exclude each other");
 
   key = fs_keyfile_load (opt_key_file, &error);
   if (key == NULL)
     return fail (error);
 
   path = absolute_path (opt_path);
-  if (opt_store != NULL)
+  if (opt_endpoint != NULL)
     {
-      /* One store, one identity: resolve links so another spelling of the
-       * same directory finds the same index. */
-      g_autofree gchar *given = absolute_path (opt_store);
-      g_autofree gchar *resolved = realpath (given, NULL);
-      store = g_strdup (resolved != NULL ? resolved : given);
+      store.endpoint = g_strdup (opt_endpoint);
+      store.bucket = g_strdup (opt_bucket);
+      store.region = g_strdup (opt_region);
+      store.access_key = g_strdup (opt_access_key != NULL ? opt_access_key
+                                                          : g_getenv ("AWS_ACCESS_KEY_ID"));
+      store.ca_file = g_strdup (opt_ca_file);
+      if (opt_secret_key_file != NULL)
+        {
+          store.secret_key = fs_store_config_read_secret (opt_secret_key_file, &error);
+          if (store.secret_key == NULL)
+            return fail (error);
+        }
+      else
+        store.secret_key = g_strdup (g_getenv ("AWS_SECRET_ACCESS_KEY"));
+      prefix = g_strdup (opt_prefix);
     }
   else
     {
-      store = g_build_filename (g_get_user_data_dir (), "foldersync", "store", NULL);
-      if (g_mkdir_with_parents (store, 0700) != 0)
-        {
-          g_printerr ("foldersync: Cannot create the default store ‘%s’: %s\n", store,
-                      g_strerror (errno));
-          return EXIT_STORE;
-        }
+      if (opt_store != NULL)
+        store.store_dir = absolute_path (opt_store);
+      /* In a local store a bucket is just the first level of the prefix. */
+      if (opt_bucket != NULL)
+        prefix = opt_prefix != NULL ? g_strdup_printf ("%s/%s", opt_bucket, opt_prefix)
+                                    : g_strdup (opt_bucket);
+      else
+        prefix = g_strdup (opt_prefix);
     }
-  storage = FS_STORAGE (fs_plugin_new_instance ("storage-local", FS_TYPE_STORAGE, &error));
+  storage = fs_store_config_open (&store, &store_id, &error);
   if (storage == NULL)
     return fail (error);
-  settings = g_hash_table_new (g_str_hash, g_str_equal);
-  g_hash_table_insert (settings, (gpointer) "root", store);
-  if (!fs_storage_configure (storage, settings, &error))
-    return fail (error);
-  store_id = g_strconcat ("local:", store, NULL);
 
   config.local_path = path;
   config.storage = storage;
   config.store_id = store_id;
-  config.prefix = opt_prefix;
+  config.prefix = prefix;
   config.key = key;
   config.device_name = opt_device_name != NULL ? opt_device_name : g_getenv ("FOLDERSYNC_DEVICE_NAME");
   engine = fs_engine_new (&config, &error);
@@ -291,7 +338,7 @@ cmd_sync (int argc, char **argv)
   fs_engine_set_confirm_deletes (engine, opt_confirm_deletes);
   ok = fs_engine_sync (engine, opt_audit, &stats, messages, NULL, &error);
   if (opt_json)
-    print_summary_json (&stats, messages, error);
+    print_summary_json (&stats, messages, storage, error);
   else
     {
       for (guint i = 0; i < messages->len; i++)

@@ -5,7 +5,7 @@
 #include "fs-error.h"
 #include "fs-journal.h"
 
-#define JOURNAL_DIR ".journal/"
+#define JOURNAL_DIR "journal/"
 #define RECORD_MAX_SIZE (64 * 1024)
 
 gchar *

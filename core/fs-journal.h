@@ -1,5 +1,5 @@
 /* The remote journal (DESIGN §4): each device appends sealed records under
- * <prefix>.journal/<device-id>/<seq as 16 hex digits>; others read only what
+ * <prefix>journal/<device-id>/<seq as 16 hex digits>; others read only what
  * is new after their per-device cursor. */
 #pragma once
 

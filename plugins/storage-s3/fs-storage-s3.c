@@ -135,9 +135,14 @@ code_is_auth (const gchar *code)
 static gboolean
 code_is_transient (const gchar *code)
 {
+  /* A body that arrived damaged (BadDigest, XAmzContentSHA256Mismatch) is
+   * also worth another try: libsoup itself re-sends a request on a
+   * keep-alive connection the server dropped, and such a replay can arrive
+   * without its body. Every body here is held in memory, so a retry is exact. */
   static const gchar *const codes[]
     = { "SlowDown", "InternalError", "ServiceUnavailable", "RequestTimeout",
-        "OperationAborted", "Throttling", "ThrottlingException", NULL };
+        "OperationAborted", "Throttling", "ThrottlingException", "BadDigest",
+        "XAmzContentSHA256Mismatch", "IncompleteBody", NULL };
 
   return code != NULL && g_strv_contains (codes, code);
 }

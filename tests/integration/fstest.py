@@ -47,11 +47,37 @@ class Workspace:
         os.makedirs(path, exist_ok=True)
         return path
 
+    def remote(self, name="store"):
+        """An S3 bucket prefix under tests/s3/with-s3 (FOLDERSYNC_TEST_S3_*
+        set), else a local store directory."""
+        if os.environ.get("FOLDERSYNC_TEST_S3_ENDPOINT"):
+            return S3Store(os.path.basename(self.dir) + "/" + name)
+        return self.store(name)
+
     def device(self, name, store, key):
         return Device(self, name, store, key)
 
     def cleanup(self):
         shutil.rmtree(self.dir, ignore_errors=True)
+
+
+class S3Store:
+    """A prefix in the test bucket of the loopback S3 server."""
+
+    def __init__(self, prefix):
+        self.prefix = prefix
+        self.endpoint = os.environ["FOLDERSYNC_TEST_S3_ENDPOINT"]
+        self.bucket = os.environ["FOLDERSYNC_TEST_S3_BUCKET"]
+        self.region = os.environ.get("FOLDERSYNC_TEST_S3_REGION", "us-east-1")
+        self.access_key = os.environ["FOLDERSYNC_TEST_S3_ACCESS_KEY"]
+        self.secret_key = os.environ["FOLDERSYNC_TEST_S3_SECRET_KEY"]
+
+    def args(self):
+        return ["--endpoint", self.endpoint, "--bucket", self.bucket, "--region", self.region,
+                "--prefix", self.prefix]
+
+    def env(self):
+        return {"AWS_ACCESS_KEY_ID": self.access_key, "AWS_SECRET_ACCESS_KEY": self.secret_key}
 
 
 class Device:
@@ -73,13 +99,18 @@ class Device:
         env["XDG_CACHE_HOME"] = os.path.join(self.home, "cache")
         env["HOME"] = self.home
         env["FOLDERSYNC_DEVICE_NAME"] = self.name
+        if isinstance(self.store, S3Store):
+            env.update(self.store.env())
         return env
 
     def run(self, *args, key=None, store=None, path=None):
         cmd = [FOLDERSYNC, "sync", "--json", "--path", path or self.root,
                "--key-file", key or self.key]
-        if (store or self.store) is not None:
-            cmd += ["--store", store or self.store]
+        target = store or self.store
+        if isinstance(target, S3Store):
+            cmd += target.args()
+        elif target is not None:
+            cmd += ["--store", target]
         cmd += list(args)
         return subprocess.run(cmd, env=self.env(), capture_output=True)
 

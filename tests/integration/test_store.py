@@ -120,7 +120,7 @@ def test_edit_wins_over_delete():
 
 
 def journal_dirs(store):
-    return [os.path.join(store, ".journal", d) for d in os.listdir(os.path.join(store, ".journal"))]
+    return [os.path.join(store, "journal", d) for d in os.listdir(os.path.join(store, "journal"))]
 
 
 def test_concurrent_uploads_converge():

@@ -143,12 +143,17 @@ def edit_both(sides, rng, log):
     log.append("both modify %s" % path)
 
 
+RETRIES = [0, 0]  # storage retries and requests, summed over every sync
+
+
 def sync(side, other, pending, log):
     """Sync one side and check that nothing was lost."""
     before = side.tokens()
     unsynced = before - side.synced_tokens
     # Deletions here are deliberate: the mass-delete guard has its own test.
-    side.dev.sync("--confirm-deletes")
+    summary = side.dev.sync("--confirm-deletes")
+    RETRIES[0] += summary.get("storage_retries", 0)
+    RETRIES[1] += summary.get("storage_requests", 0)
     after = side.tokens()
     lost = unsynced - after
     check(not lost, "sync of %s lost its own unsynced writes %s" % (side.label, sorted(lost)))
@@ -177,7 +182,7 @@ def run_scenario(seed):
     rng = random.Random(seed)
     ws = Workspace("random")
     key = ws.keyfile()
-    store = ws.store()
+    store = ws.remote()
     sides = [Side(ws.device("A", store, key), "A"), Side(ws.device("B", store, key), "B")]
     pending = {"A": set(), "B": set()}
     log = []
@@ -198,7 +203,9 @@ def run_scenario(seed):
         idle = sides[0].dev.sync("--confirm-deletes")
         check(idle["files_up"] == idle["files_down"] == idle["records_written"] == 0,
               "not idle after convergence: %r" % idle)
-        print("# seed %d: %d operations, %d entries in the final tree" % (seed, n_ops, len(sa)))
+        print("# seed %d: %d operations, %d entries in the final tree; storage requests %d, retries %d"
+              % (seed, n_ops, len(sa), RETRIES[1], RETRIES[0]))
+        RETRIES[:] = [0, 0]
     except Failure as e:
         raise Failure("seed %d (rerun with FOLDERSYNC_TEST_SEED=%d): %s\nlast operations:\n  %s"
                       % (seed, seed, e, "\n  ".join(log[-25:])))

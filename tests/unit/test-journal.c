@@ -109,7 +109,7 @@ static void
 test_record_key (void)
 {
   g_autofree gchar *key = fs_journal_record_key ("user/notes/", "abcd", 255);
-  g_assert_cmpstr (key, ==, "user/notes/.journal/abcd/00000000000000ff");
+  g_assert_cmpstr (key, ==, "user/notes/journal/abcd/00000000000000ff");
 }
 
 int
