@@ -62,10 +62,13 @@ class Workspace:
 
 
 class S3Store:
-    """A prefix in the test bucket of the loopback S3 server."""
+    """A prefix in the test bucket of the loopback S3 server. ca_file (passed
+    as --ca-file) defaults to FOLDERSYNC_TEST_S3_CA_FILE, which with-s3 --tls
+    sets; set it to None to leave --ca-file out."""
 
-    def __init__(self, prefix):
+    def __init__(self, prefix, ca_file=None):
         self.prefix = prefix
+        self.ca_file = ca_file or os.environ.get("FOLDERSYNC_TEST_S3_CA_FILE") or None
         self.endpoint = os.environ["FOLDERSYNC_TEST_S3_ENDPOINT"]
         self.bucket = os.environ["FOLDERSYNC_TEST_S3_BUCKET"]
         self.region = os.environ.get("FOLDERSYNC_TEST_S3_REGION", "us-east-1")
@@ -73,8 +76,8 @@ class S3Store:
         self.secret_key = os.environ["FOLDERSYNC_TEST_S3_SECRET_KEY"]
 
     def args(self):
-        return ["--endpoint", self.endpoint, "--bucket", self.bucket, "--region", self.region,
-                "--prefix", self.prefix]
+        return (["--endpoint", self.endpoint, "--bucket", self.bucket, "--region", self.region,
+                 "--prefix", self.prefix] + (["--ca-file", self.ca_file] if self.ca_file else []))
 
     def env(self):
         return {"AWS_ACCESS_KEY_ID": self.access_key, "AWS_SECRET_ACCESS_KEY": self.secret_key}

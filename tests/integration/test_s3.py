@@ -2,22 +2,28 @@
 verifying proxy): errors, secrets, and interoperability with rclone."""
 import json
 import os
+import ssl
 import subprocess
 import sys
+import time
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(__file__))
-from fstest import S3Store, Workspace, check, diff_snapshots, run_tests, snapshot  # noqa: E402
+from fstest import S3Store, Skip, Workspace, check, diff_snapshots, run_tests, snapshot  # noqa: E402
 
 EXIT_STORE = 5
 CONTROL = os.environ.get("FOLDERSYNC_TEST_S3_CONTROL", "")
+# set by tests/s3/with-s3 --tls: the proxy then speaks https only, with a
+# certificate from this throwaway CA (and S3Store passes it as --ca-file)
+CA_FILE = os.environ.get("FOLDERSYNC_TEST_S3_CA_FILE", "")
 
 
 def proxy(path, body=None):
     """The proxy's control endpoint: "stats" or "reset"."""
     req = urllib.request.Request(CONTROL.rstrip("/") + "/" + path, data=body,
                                  method="POST" if body is not None else "GET")
-    with urllib.request.urlopen(req) as resp:
+    ctx = ssl.create_default_context(cafile=CA_FILE) if CA_FILE else None
+    with urllib.request.urlopen(req, context=ctx) as resp:
         return json.loads(resp.read() or b"{}")
 
 
@@ -79,7 +85,8 @@ def rclone(*args, check_rc=True):
     })
     # --fast-list: s3rver drops common prefixes from some delimiter listings,
     # so rclone's directory-by-directory walk would miss whole subtrees.
-    proc = subprocess.run(["rclone", "--config", "/dev/null", "--fast-list"] + list(args), env=env,
+    tls = ["--ca-cert", CA_FILE] if CA_FILE else []
+    proc = subprocess.run(["rclone", "--config", "/dev/null", "--fast-list"] + tls + list(args), env=env,
                           capture_output=True)
     if check_rc:
         check(proc.returncode == 0, "rclone %s: %s" % (" ".join(args), proc.stderr.decode()[-500:]))
@@ -132,9 +139,129 @@ def test_two_devices_basic_on_s3():
     ws.cleanup()
 
 
+def need_tls():
+    if not CA_FILE:
+        raise Skip("needs tests/s3/with-s3 --tls (FOLDERSYNC_TEST_S3_CA_FILE)")
+    check(os.environ["FOLDERSYNC_TEST_S3_ENDPOINT"].startswith("https://"),
+          "FOLDERSYNC_TEST_S3_CA_FILE is set but the endpoint is not https")
+
+
+def test_tls_two_devices_with_ca_file():
+    """Over https with --ca-file: two devices converge (b reaches the proxy
+    as https://localhost, the certificate's DNS name; a as 127.0.0.1, its IP
+    address), and every request went through a verified TLS connection."""
+    need_tls()
+    ws, a, b = s3_pair("tls")
+    check(a.store.ca_file == CA_FILE, "S3Store did not pick up the CA file")
+    b.store = S3Store(a.store.prefix)
+    b.store.endpoint = b.store.endpoint.replace("://127.0.0.1:", "://localhost:")
+    write(os.path.join(a.root, "notes", "one.txt"), b"one over https\n")
+    write(os.path.join(a.root, "big.bin"), os.urandom(12 << 20))  # multipart
+    proxy("reset", b"{}")
+    t0 = time.monotonic()
+    a.sync()
+    s = b.sync()
+    check(s["files_down"] == 2, "summary %r" % s)
+    write(os.path.join(b.root, "from-b.txt"), b"b")
+    os.unlink(os.path.join(b.root, "notes", "one.txt"))
+    b.sync()
+    a.sync()
+    took = time.monotonic() - t0
+    stats = proxy("stats")
+    sa, sb = snapshot(a.root), snapshot(b.root)
+    check(sa == sb, "trees differ:\n" + diff_snapshots(sa, sb))
+    check(b"from-b.txt" in sa and b"notes/one.txt" not in sa, "a did not take b's changes: %r" % sorted(sa))
+    tls = stats["tls"]
+    check(stats["requests"] > 0 and tls["s3_connections"] > 0, "no TLS traffic: %r" % stats)
+    check(tls["handshake_failures"] == 0, "handshakes refused: %r" % tls)
+    # s3rver's own 404/501 answers (missing objects, unsupported conditional
+    # PUT) are normal; anything the proxy itself refused is not
+    refused = {k: v for k, v in stats["errors"].items() if not k.startswith("upstream-")}
+    check(not refused, "the proxy refused requests: %r" % refused)
+    print("# https: 4 syncs in %.2f s, %d requests over %d TLS connection(s)"
+          % (took, stats["requests"], tls["s3_connections"]))
+    ws.cleanup()
+
+
+def refused_over_tls(dev, what):
+    """Runs dev's sync; it must fail with EXIT_STORE and a one-line TLS error,
+    refuse the server in the handshake (not one HTTP request reached the
+    proxy), and leave dev's folder and its state untouched."""
+    before = snapshot(os.path.dirname(dev.root))  # the folder and its XDG dirs
+    proxy("reset", b"{}")
+    t0 = time.monotonic()
+    proc = dev.run()
+    took = time.monotonic() - t0
+    stats = proxy("stats")
+    err = proc.stderr.decode(errors="replace")
+    check(proc.returncode == EXIT_STORE, "%s: exit %d (expected %d): %s"
+          % (what, proc.returncode, EXIT_STORE, err))
+    check(len(err.strip().splitlines()) == 1, "%s: not one line: %r" % (what, err))
+    low = err.lower()
+    check("tls" in low or "certificate" in low, "%s: error mentions neither TLS nor certificate: %r"
+          % (what, err))
+    check(stats["requests"] == 0, "%s: %d request(s) reached the proxy: %r"
+          % (what, stats["requests"], stats["by_method_status"]))
+    check(stats["tls"]["s3_connections"] == 0 and stats["tls"]["handshake_failures"] >= 1,
+          "%s: handshakes %r" % (what, stats["tls"]))
+    after = snapshot(os.path.dirname(dev.root))
+    # tolerated: new empty directories (the plugin's s3-uploads state dir on
+    # a fresh device) and dconf's cache (GIO reading the proxy settings)
+    changed = sorted(k for k in set(before) | set(after) if before.get(k) != after.get(k))
+    tolerated = [k for k in changed if k.startswith(b"home/cache/dconf")
+                 or (k not in before and after[k][0] == "dir")]
+    bad = {k: after.get(k) for k in changed if k not in tolerated}
+    check(not bad, "%s changed local files:\n%s"
+          % (what, diff_snapshots({k: before.get(k) for k in bad if k in before},
+                                  {k: v for k, v in bad.items() if v is not None})))
+    print("# %s: exit %d in %.2f s after %d refused handshake(s)%s: %s"
+          % (what, proc.returncode, took, stats["tls"]["handshake_failures"],
+             " (new: %s)" % ", ".join(k.decode() for k in tolerated) if tolerated else "", err.strip()))
+    return err
+
+
+def test_tls_without_ca_file_refused():
+    """The same https store without --ca-file (so GIO's system trust, which
+    does not know the throwaway CA) or with another CA's file: refused in
+    the TLS handshake, exit 5, one line, nothing changed locally; with the
+    right CA again, the pending change goes through."""
+    need_tls()
+    ws, a, b = s3_pair("notls")
+    write(os.path.join(a.root, "doc.txt"), b"v1")
+    a.sync()
+    b.sync()
+    # a has a pending edit, b a pending new file: neither may be touched
+    write(os.path.join(a.root, "doc.txt"), b"v2, not yet synced")
+    write(os.path.join(b.root, "new.txt"), b"new")
+    for dev in (a, b):
+        dev.store.ca_file = None
+        refused_over_tls(dev, "device %s without --ca-file" % dev.name)
+    # a fresh device (no state yet) without --ca-file
+    c = ws.device("c", S3Store(a.store.prefix), a.key)
+    c.store.ca_file = None
+    refused_over_tls(c, "a new device without --ca-file")
+    # another CA's certificate is no better than none
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "s3"))
+    import s3env
+    other = ws.path("other-ca")
+    os.makedirs(other)
+    a.store.ca_file = s3env.make_tls_files(other)[0]
+    refused_over_tls(a, "device a with another CA's file")
+    for dev in (a, b):
+        dev.store.ca_file = CA_FILE
+    a.sync()
+    b.sync()
+    a.sync()
+    sa, sb = snapshot(a.root), snapshot(b.root)
+    check(sa == sb, "trees differ:\n" + diff_snapshots(sa, sb))
+    check(sa[b"doc.txt"][1] == b"v2, not yet synced" and b"new.txt" in sa, "tree %r" % sa)
+    ws.cleanup()
+
+
 if __name__ == "__main__":
     if not os.environ.get("FOLDERSYNC_TEST_S3_ENDPOINT"):
         print("1..0 # SKIP needs tests/s3/with-s3")
         sys.exit(0)
     sys.exit(run_tests([test_wrong_secret_fails_fast, test_missing_bucket, test_interop_with_rclone,
-                        test_two_devices_basic_on_s3]))
+                        test_two_devices_basic_on_s3, test_tls_two_devices_with_ca_file,
+                        test_tls_without_ca_file_refused]))

@@ -8,6 +8,9 @@ the SigV4-verifying proxy (sigv4_proxy.py). Standard library only.
     env.set_faults(reset=0.03, slowdown=0.03, truncate=0.02, delay=0.1, delay_ms=300, seed=1)
     env.stop()               # also done at interpreter exit and on SIGTERM/SIGINT/SIGHUP
 
+    env = S3Env(tls=True)    # the proxy speaks https only, with a certificate for
+    env.ca_file              # 127.0.0.1 and localhost from a throwaway CA (this PEM)
+
 s3rver is installed into .deps/s3rver by tests/s3/install-s3rver (run here
 when it is missing). The proxy imports botocore, so it runs under Debian's
 /usr/bin/python3 (override with FOLDERSYNC_TEST_S3_PYTHON).
@@ -22,6 +25,7 @@ import os
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -93,10 +97,46 @@ def sign_v4(method, url, headers, payload_hash="UNSIGNED-PAYLOAD",
     return h
 
 
-def _wait_http(url, deadline, proc, what):
+def make_tls_files(directory):
+    """A throwaway CA and a server certificate signed by it for 127.0.0.1 (IP
+    SAN) and localhost, with the openssl command line (P-256 keys: instant).
+    -> (ca.pem, server.pem, server.key) under directory."""
+    openssl = shutil.which("openssl")
+    if openssl is None:
+        raise S3EnvError("--tls needs the openssl command (Debian package openssl)")
+    ca_key, ca_pem = os.path.join(directory, "ca.key"), os.path.join(directory, "ca.pem")
+    key, csr = os.path.join(directory, "server.key"), os.path.join(directory, "server.csr")
+    pem, ext = os.path.join(directory, "server.pem"), os.path.join(directory, "server.ext")
+    with open(ext, "w") as f:
+        f.write("basicConstraints = critical, CA:FALSE\n"
+                "keyUsage = critical, digitalSignature, keyEncipherment\n"
+                "extendedKeyUsage = serverAuth\n"
+                "subjectAltName = IP:127.0.0.1, DNS:localhost\n"
+                "subjectKeyIdentifier = hash\n"
+                "authorityKeyIdentifier = keyid\n")
+    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"]
+    steps = [
+        [openssl, "req", "-x509"] + ec + ["-keyout", ca_key, "-out", ca_pem, "-days", "2",
+         "-subj", "/O=FolderSync tests/CN=FolderSync throwaway test CA",
+         "-addext", "basicConstraints=critical,CA:TRUE",
+         "-addext", "keyUsage=critical,keyCertSign,cRLSign"],
+        [openssl, "req"] + ec + ["-keyout", key, "-out", csr, "-subj", "/O=FolderSync tests/CN=127.0.0.1"],
+        [openssl, "x509", "-req", "-in", csr, "-CA", ca_pem, "-CAkey", ca_key,
+         "-set_serial", "0x" + os.urandom(8).hex(), "-days", "2", "-sha256",
+         "-extfile", ext, "-out", pem],
+    ]
+    for cmd in steps:
+        r = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True)
+        if r.returncode != 0:
+            raise S3EnvError("%s failed: %s" % (" ".join(cmd[:3]), r.stderr.decode(errors="replace")))
+    os.unlink(ca_key)  # nothing else will ever be signed by it
+    return ca_pem, pem, key
+
+
+def _wait_http(url, deadline, proc, what, context=None):
     while True:
         try:
-            urllib.request.urlopen(url, timeout=1).read()
+            urllib.request.urlopen(url, timeout=1, context=context).read()
             return
         except urllib.error.HTTPError:
             return  # it answered
@@ -114,8 +154,12 @@ class S3Env:
     secret_key = SECRET_KEY
     region = REGION
 
-    def __init__(self, buckets=(DEFAULT_BUCKET,), faults=None, verbose=False, timeout=30):
+    def __init__(self, buckets=(DEFAULT_BUCKET,), faults=None, verbose=False, timeout=30,
+                 tls=False):
         self.buckets = list(buckets)
+        self.tls = tls
+        self.ca_file = None
+        self._ssl = None
         self.bucket = self.buckets[0] if self.buckets else None
         self.tmp = tempfile.mkdtemp(prefix="foldersync-s3-")
         self.s3rver = self.proxy = None
@@ -124,6 +168,9 @@ class S3Env:
         _install_handlers()
         t0 = time.monotonic()
         try:
+            if tls:
+                self.ca_file, self.tls_cert, self.tls_key = make_tls_files(self.tmp)
+                self._ssl = ssl.create_default_context(cafile=self.ca_file)
             self._start_s3rver(timeout)
             self._create_buckets()
             self._start_proxy(faults, verbose, timeout)
@@ -177,6 +224,8 @@ class S3Env:
             cmd += ["--faults", json.dumps(faults)]
         if verbose:
             cmd.append("--verbose")
+        if self.tls:
+            cmd += ["--tls-cert", self.tls_cert, "--tls-key", self.tls_key]
         log = open(os.path.join(self.tmp, "proxy.log"), "ab")
         self._logs.append(log)
         env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
@@ -187,9 +236,10 @@ class S3Env:
             self.proxy.wait(5)
             raise S3EnvError("the SigV4 proxy did not start:\n" + self.log("proxy"))
         self.proxy_port = int(line.split()[1])
-        self.endpoint = "http://127.0.0.1:%d" % self.proxy_port
+        self.endpoint = "%s://127.0.0.1:%d" % ("https" if self.tls else "http", self.proxy_port)
         self.control = self.endpoint + "/__proxy"
-        _wait_http(self.control + "/stats", time.monotonic() + timeout, self.proxy, "the SigV4 proxy")
+        _wait_http(self.control + "/stats", time.monotonic() + timeout, self.proxy, "the SigV4 proxy",
+                   context=self._ssl)
 
     # -- use ---------------------------------------------------------------
     def log(self, which):
@@ -204,7 +254,7 @@ class S3Env:
         req = urllib.request.Request(self.control + path, data=data,
                                      method="GET" if body is None else "POST",
                                      headers={"Content-Type": "application/json"})
-        with urllib.request.urlopen(req, timeout=10) as r:
+        with urllib.request.urlopen(req, timeout=10, context=self._ssl) as r:
             return json.loads(r.read().decode())
 
     def stats(self):
@@ -222,14 +272,15 @@ class S3Env:
         return self._control("/faults", spec)
 
     def env(self):
-        return {
+        extra = {"FOLDERSYNC_TEST_S3_CA_FILE": self.ca_file} if self.ca_file else {}
+        return dict(extra, **{
             "FOLDERSYNC_TEST_S3_ENDPOINT": self.endpoint,
             "FOLDERSYNC_TEST_S3_BUCKET": self.bucket or "",
             "FOLDERSYNC_TEST_S3_REGION": REGION,
             "FOLDERSYNC_TEST_S3_ACCESS_KEY": ACCESS_KEY,
             "FOLDERSYNC_TEST_S3_SECRET_KEY": SECRET_KEY,
             "FOLDERSYNC_TEST_S3_CONTROL": self.control,
-        }
+        })
 
     # -- stop --------------------------------------------------------------
     @staticmethod
@@ -290,8 +341,8 @@ def _install_handlers():
 
 
 def main(argv):
-    """tests/s3/with-s3 [--bucket NAME]... [--faults JSON] [--verbose] CMD ARGS..."""
-    buckets, faults, verbose = [], None, False
+    """tests/s3/with-s3 [--bucket NAME]... [--faults JSON] [--tls] [--verbose] CMD ARGS..."""
+    buckets, faults, verbose, tls = [], None, False, False
     args = list(argv)
     while args and args[0].startswith("--"):
         opt = args.pop(0)
@@ -303,6 +354,8 @@ def main(argv):
             faults = json.loads(args.pop(0))
         elif opt == "--verbose":
             verbose = True
+        elif opt == "--tls":
+            tls = True
         else:
             sys.stderr.write(main.__doc__ + "\n")
             return 2
@@ -310,11 +363,13 @@ def main(argv):
         sys.stderr.write(main.__doc__ + "\n")
         return 2
     try:
-        env = S3Env(buckets=buckets or (DEFAULT_BUCKET,), faults=faults, verbose=verbose)
+        env = S3Env(buckets=buckets or (DEFAULT_BUCKET,), faults=faults, verbose=verbose, tls=tls)
     except (S3EnvError, OSError) as e:
         sys.stderr.write("with-s3: %s\n" % e)
         return 1
-    child_env = dict(os.environ, **env.env())
+    # a CA file inherited from an outer with-s3 --tls must not leak into a plain run
+    child_env = {k: v for k, v in os.environ.items() if k != "FOLDERSYNC_TEST_S3_CA_FILE"}
+    child_env.update(env.env())
     child = None
 
     def forward(signum, frame):
@@ -337,6 +392,9 @@ def main(argv):
                                  % (s["requests"], json.dumps(s["by_method_status"], sort_keys=True),
                                     json.dumps({k: v for k, v in s["faults"].items() if v}),
                                     json.dumps(s["errors"], sort_keys=True)))
+                if env.tls:
+                    sys.stderr.write("with-s3: TLS: %d connection(s) carried S3 requests, %d handshake(s) refused\n"
+                                     % (s["tls"]["s3_connections"], s["tls"]["handshake_failures"]))
             except (OSError, ValueError, KeyError):
                 pass
         env.stop()

@@ -21,7 +21,13 @@ Control endpoint (never faulted, never counted), on the same port under
 
 Run with Debian's python (it imports botocore):
   /usr/bin/python3 tests/s3/sigv4_proxy.py --upstream http://127.0.0.1:PORT
-It prints "PORT <n>" on stdout once it listens.
+It prints "PORT <n>" on stdout once it listens. With --tls-cert/--tls-key it
+speaks https only (S3 and the control endpoint alike): the listening socket
+stays plain and each accepted connection does its TLS handshake in its own
+thread, so a client that refuses the certificate cannot stall the others;
+handshakes are counted under "tls" in the stats: "handshakes" (control calls
+included), "s3_connections" (those that carried an S3 request),
+"handshake_failures" and "last_failure".
 """
 import argparse
 import calendar
@@ -33,6 +39,7 @@ import json
 import random
 import re
 import socket
+import ssl
 import struct
 import sys
 import tempfile
@@ -311,7 +318,9 @@ class State:
         self.stats = {"requests": 0, "by_method_status": {}, "by_status": {},
                       "faults": {k: 0 for k in FAULT_KINDS},
                       "auth": {"header": 0, "presigned": 0, "anonymous": 0},
-                      "errors": {}, "bytes_in": 0, "bytes_out": 0}
+                      "errors": {}, "bytes_in": 0, "bytes_out": 0,
+                      "tls": {"handshakes": 0, "s3_connections": 0, "handshake_failures": 0,
+                              "last_failure": None}}
 
     def set_faults(self, spec):
         clean = {}
@@ -579,6 +588,10 @@ class Handler(http.server.BaseHTTPRequestHandler):
         if raw_path.startswith("/__proxy/"):
             return self._control(raw_path)
 
+        if self.server.tls is not None and not getattr(self, "_tls_counted", False):
+            self._tls_counted = True
+            with st.lock:
+                st.stats["tls"]["s3_connections"] += 1
         headers = list(self.headers.items())
         hmap = {k.lower(): v for k, v in headers}
         body_iter = iter_body(self.rfile, hmap)
@@ -782,6 +795,32 @@ class Server(http.server.ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
     request_queue_size = 128
+    tls = None  # an ssl.SSLContext: https on every connection
+
+    def finish_request(self, request, client_address):
+        """Runs in the connection's thread. With TLS, the handshake happens
+        here (not in accept(), which would serialise clients)."""
+        if self.tls is None:
+            return super().finish_request(request, client_address)
+        request.settimeout(30)
+        try:
+            conn = self.tls.wrap_socket(request, server_side=True)
+        except (ssl.SSLError, OSError) as e:
+            with self.state.lock:
+                t = self.state.stats["tls"]
+                t["handshake_failures"] += 1
+                t["last_failure"] = str(e)
+            if self.verbose:
+                sys.stderr.write("sigv4-proxy: TLS handshake with %s:%d failed: %s\n"
+                                 % (client_address[0], client_address[1], e))
+            return
+        conn.settimeout(None)
+        with self.state.lock:
+            self.state.stats["tls"]["handshakes"] += 1
+        try:
+            super().finish_request(conn, client_address)
+        finally:
+            self.shutdown_request(conn)  # the plain socket was detached by wrap_socket
 
 
 def main():
@@ -795,7 +834,11 @@ def main():
     ap.add_argument("--faults", default=None, help="initial fault settings as JSON")
     ap.add_argument("--no-skew-check", action="store_true")
     ap.add_argument("--verbose", action="store_true")
+    ap.add_argument("--tls-cert", help="PEM server certificate (chain): serve https")
+    ap.add_argument("--tls-key", help="PEM private key of --tls-cert")
     args = ap.parse_args()
+    if bool(args.tls_cert) != bool(args.tls_key):
+        ap.error("--tls-cert and --tls-key go together")
 
     srv = Server((args.listen, args.port), Handler)
     srv.upstream = urlsplit(args.upstream)
@@ -803,6 +846,11 @@ def main():
                             check_skew=not args.no_skew_check)
     srv.state = State()
     srv.verbose = args.verbose
+    if args.tls_cert:
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+        ctx.load_cert_chain(args.tls_cert, args.tls_key)
+        srv.tls = ctx
     if args.faults:
         srv.state.set_faults(json.loads(args.faults))
     print("PORT %d" % srv.server_address[1], flush=True)

@@ -380,13 +380,41 @@ def test_rclone_copy_up_and_down():
           "counters: %s" % after["by_method_status"])
 
 
+def test_tls_mode():
+    """S3Env(tls=True): https only, for 127.0.0.1 and localhost, from a CA
+    that is trusted only when given; signatures still verified and counted."""
+    if shutil.which("openssl") is None:
+        raise Skip("openssl is not installed (apt-get install openssl)")
+    with s3env.S3Env(tls=True) as tenv:
+        check(tenv.endpoint.startswith("https://127.0.0.1:") and os.path.isfile(tenv.ca_file),
+              "endpoint %s, CA %s" % (tenv.endpoint, tenv.ca_file))
+        check(tenv.env()["FOLDERSYNC_TEST_S3_CA_FILE"] == tenv.ca_file, "CA_FILE not exported")
+        port = urlsplit(tenv.endpoint).port
+        for host in ("127.0.0.1", "localhost"):
+            rc, code, body, err = curl("--cacert", tenv.ca_file,
+                                       "https://%s:%d/%s?list-type=2" % (host, port, tenv.bucket))
+            check(rc == 0 and code == 200 and b"ListBucketResult" in body, "%s: %d %d %s" % (host, rc, code, err))
+        rc, code, _, _ = curl("--cacert", tenv.ca_file, "--user", "%s:wrong" % s3env.ACCESS_KEY,
+                              "https://127.0.0.1:%d/%s?list-type=2" % (port, tenv.bucket))
+        check(code == 403, "wrong secret over https: %d" % code)
+        rc, code, _, err = curl("https://127.0.0.1:%d/%s?list-type=2" % (port, tenv.bucket))
+        check(rc == 60, "curl without the CA: exit %d %s" % (rc, err))
+        rc, _, _, _ = curl("http://127.0.0.1:%d/%s?list-type=2" % (port, tenv.bucket))
+        check(rc != 0, "plain http answered on the TLS port")
+        st = tenv.stats()
+        check(st["by_method_status"] == {"GET 200": 2, "GET 403": 1}, "counters %s" % st["by_method_status"])
+        check(st["tls"]["s3_connections"] == 3 and st["tls"]["handshake_failures"] == 2,
+              "tls counters %s" % st["tls"])
+    check(not os.path.exists(tenv.ca_file), "the CA outlived its env")
+
+
 def main():
     global ENV, TMP
     TMP = tempfile.mkdtemp(prefix="fs-s3proxy-")
     tests = [test_curl_signed_put_get_list, test_wrong_secret_refused, test_tampered_requests_refused,
              test_aws_chunked_upload_decoded, test_botocore_client_roundtrip, test_presigned_urls, test_fault_reset, test_fault_slowdown,
              test_fault_truncate, test_fault_delay, test_fault_mix_is_seeded_and_counted,
-             test_rclone_copy_up_and_down]
+             test_rclone_copy_up_and_down, test_tls_mode]
     try:
         ENV = s3env.S3Env()
     except Exception as e:  # every test fails, with the reason
