@@ -11,6 +11,7 @@
 
 #include <json-glib/json-glib.h>
 
+#include "fs-cli.h"
 #include "fs-engine.h"
 #include "fs-error.h"
 #include "fs-index.h"
@@ -19,68 +20,8 @@
 #include "fs-storage.h"
 #include "fs-store-config.h"
 
-enum {
-  EXIT_OK = 0,
-  EXIT_FAILED = 1,
-  EXIT_USAGE = 2,
-  EXIT_KEY_FILE = 3,
-  EXIT_WRONG_KEY = 4,
-  EXIT_STORE = 5,
-  EXIT_FOLDER = 6,
-  EXIT_PARTIAL = 7,
-  EXIT_INDEX = 8,
-  EXIT_BUSY = 9,
-  EXIT_HELD = 10,
-};
 
 static gboolean opt_verbose;
-
-static int
-exit_code_for (const GError *error)
-{
-  if (error->domain == FS_ENGINE_ERROR)
-    switch ((FsEngineError) error->code)
-      {
-      case FS_ENGINE_ERROR_KEY_FILE:
-        return EXIT_KEY_FILE;
-      case FS_ENGINE_ERROR_WRONG_KEY:
-        return EXIT_WRONG_KEY;
-      case FS_ENGINE_ERROR_NOT_A_STORE:
-        return EXIT_STORE;
-      case FS_ENGINE_ERROR_FOLDER:
-        return EXIT_FOLDER;
-      case FS_ENGINE_ERROR_INVALID_ARGUMENT:
-        return EXIT_USAGE;
-      case FS_ENGINE_ERROR_PARTIAL:
-        return EXIT_PARTIAL;
-      case FS_ENGINE_ERROR_BUSY:
-        return EXIT_BUSY;
-      default:
-        return EXIT_FAILED;
-      }
-  if (error->domain == FS_STORAGE_ERROR)
-    return EXIT_STORE;
-  if (error->domain == FS_INDEX_ERROR)
-    return EXIT_INDEX;
-  if (error->domain == FS_CRYPTO_ERROR && error->code == FS_CRYPTO_ERROR_INVALID_KEY)
-    return EXIT_KEY_FILE;
-  return EXIT_FAILED;
-}
-
-static int
-fail (const GError *error)
-{
-  g_printerr ("foldersync: %s\n", error->message);
-  return exit_code_for (error);
-}
-
-static int
-usage_error (GOptionContext *context, const gchar *message)
-{
-  g_printerr ("foldersync: %s\n", message);
-  g_printerr ("Run ‘%s --help’ for usage.\n", g_get_prgname ());
-  return EXIT_USAGE;
-}
 
 static GLogWriterOutput
 log_writer (GLogLevelFlags level, const GLogField *fields, gsize n_fields, gpointer user_data)
@@ -105,15 +46,15 @@ cmd_keygen (int argc, char **argv)
                                     "Prints 64 hex characters (a 256-bit key). Keep it in a file "
                                     "of mode 0600:\n  umask 077; foldersync keygen > notes.key");
   if (!g_option_context_parse (context, &argc, &argv, &error))
-    return usage_error (context, error->message);
+    return fs_cli_usage_error (error->message);
   if (argc > 1)
-    return usage_error (context, "keygen takes no arguments");
+    return fs_cli_usage_error ("keygen takes no arguments");
   if (isatty (STDOUT_FILENO))
     g_printerr ("foldersync: warning: printing a secret key to a terminal\n");
   hex = fs_keyfile_generate_hex ();
   g_print ("%s\n", hex);
   explicit_bzero (hex, strlen (hex));
-  return EXIT_OK;
+  return FS_CLI_EXIT_OK;
 }
 
 /* ---- sync --------------------------------------------------------------- */
@@ -187,16 +128,6 @@ print_summary (const gchar *path, const FsSyncStats *s)
   if (s->held_deletes > 0)
     g_print (", %u deletions held back", s->held_deletes);
   g_print ("\n");
-}
-
-static gchar *
-absolute_path (const gchar *path)
-{
-  g_autofree gchar *cwd = NULL;
-  if (g_path_is_absolute (path))
-    return g_canonicalize_filename (path, NULL);
-  cwd = g_get_current_dir ();
-  return g_canonicalize_filename (path, cwd);
 }
 
 static void
@@ -277,21 +208,21 @@ cmd_sync (int argc, char **argv)
   g_option_context_add_main_entries (context, entries, NULL);
   g_option_context_set_description (context, "Exit codes are listed in docs/cli.md.");
   if (!g_option_context_parse (context, &argc, &argv, &error))
-    return usage_error (context, error->message);
+    return fs_cli_usage_error (error->message);
   if (argc > 1)
-    return usage_error (context, "sync takes no positional arguments");
+    return fs_cli_usage_error ("sync takes no positional arguments");
   if (opt_path == NULL)
-    return usage_error (context, "--path is required");
+    return fs_cli_usage_error ("--path is required");
   if (opt_key_file == NULL)
-    return usage_error (context, "--key-file is required (create one with: foldersync keygen)");
+    return fs_cli_usage_error ("--key-file is required (create one with: foldersync keygen)");
   if (opt_endpoint != NULL && opt_store != NULL)
-    return usage_error (context, "--endpoint and --store exclude each other");
+    return fs_cli_usage_error ("--endpoint and --store exclude each other");
 
   key = fs_keyfile_load (opt_key_file, &error);
   if (key == NULL)
-    return fail (error);
+    return fs_cli_fail (error);
 
-  path = absolute_path (opt_path);
+  path = fs_cli_absolute_path (opt_path);
   if (opt_endpoint != NULL)
     {
       store.endpoint = g_strdup (opt_endpoint);
@@ -304,7 +235,7 @@ cmd_sync (int argc, char **argv)
         {
           store.secret_key = fs_store_config_read_secret (opt_secret_key_file, &error);
           if (store.secret_key == NULL)
-            return fail (error);
+            return fs_cli_fail (error);
         }
       else
         store.secret_key = g_strdup (g_getenv ("AWS_SECRET_ACCESS_KEY"));
@@ -313,7 +244,7 @@ cmd_sync (int argc, char **argv)
   else
     {
       if (opt_store != NULL)
-        store.store_dir = absolute_path (opt_store);
+        store.store_dir = fs_cli_absolute_path (opt_store);
       /* In a local store a bucket is just the first level of the prefix. */
       if (opt_bucket != NULL)
         prefix = opt_prefix != NULL ? g_strdup_printf ("%s/%s", opt_bucket, opt_prefix)
@@ -323,7 +254,7 @@ cmd_sync (int argc, char **argv)
     }
   storage = fs_store_config_open (&store, &store_id, &error);
   if (storage == NULL)
-    return fail (error);
+    return fs_cli_fail (error);
 
   config.local_path = path;
   config.storage = storage;
@@ -333,7 +264,7 @@ cmd_sync (int argc, char **argv)
   config.device_name = opt_device_name != NULL ? opt_device_name : g_getenv ("FOLDERSYNC_DEVICE_NAME");
   engine = fs_engine_new (&config, &error);
   if (engine == NULL)
-    return fail (error);
+    return fs_cli_fail (error);
 
   fs_engine_set_confirm_deletes (engine, opt_confirm_deletes);
   ok = fs_engine_sync (engine, opt_audit, &stats, messages, NULL, &error);
@@ -347,10 +278,10 @@ cmd_sync (int argc, char **argv)
         print_summary (path, &stats);
     }
   if (!ok)
-    return opt_json ? exit_code_for (error) : fail (error);
+    return opt_json ? fs_cli_exit_code_for (error) : fs_cli_fail (error);
   if (stats.errors > 0)
-    return EXIT_PARTIAL;
-  return stats.held_deletes > 0 ? EXIT_HELD : EXIT_OK;
+    return FS_CLI_EXIT_PARTIAL;
+  return stats.held_deletes > 0 ? FS_CLI_EXIT_HELD : FS_CLI_EXIT_OK;
 }
 
 /* ---- dispatch ----------------------------------------------------------- */
@@ -362,7 +293,13 @@ typedef struct {
 } Verb;
 
 static const Verb verbs[] = {
-  { "sync", cmd_sync, "Make a folder and its store agree, both ways, once" },
+  { "start", fs_cli_start, "Sync a folder live, in the daemon" },
+  { "stop", fs_cli_stop, "Stop syncing (the folder stays configured)" },
+  { "status", fs_cli_status, "Show every synced folder" },
+  { "force-sync", fs_cli_force_sync, "A full reconcile now" },
+  { "conflicts", fs_cli_conflicts, "List conflict copies" },
+  { "remove", fs_cli_remove, "Forget a folder (its files stay)" },
+  { "sync", cmd_sync, "Make a folder and its store agree, both ways, once, without the daemon" },
   { "keygen", cmd_keygen, "Print a new random key" },
 };
 
@@ -390,24 +327,24 @@ main (int argc, char **argv)
       else if (g_str_equal (argv[first], "--version"))
         {
           g_print ("foldersync %s\n", PACKAGE_VERSION);
-          return EXIT_OK;
+          return FS_CLI_EXIT_OK;
         }
       else if (g_str_equal (argv[first], "--help") || g_str_equal (argv[first], "-h"))
         {
           print_usage (stdout);
-          return EXIT_OK;
+          return FS_CLI_EXIT_OK;
         }
       else
         {
           g_printerr ("foldersync: unknown option %s\n", argv[first]);
           print_usage (stderr);
-          return EXIT_USAGE;
+          return FS_CLI_EXIT_USAGE;
         }
     }
   if (first >= argc)
     {
       print_usage (stderr);
-      return EXIT_USAGE;
+      return FS_CLI_EXIT_USAGE;
     }
   for (gsize i = 0; i < G_N_ELEMENTS (verbs); i++)
     if (g_str_equal (argv[first], verbs[i].name))
@@ -418,5 +355,5 @@ main (int argc, char **argv)
       }
   g_printerr ("foldersync: unknown command ‘%s’\n", argv[first]);
   print_usage (stderr);
-  return EXIT_USAGE;
+  return FS_CLI_EXIT_USAGE;
 }

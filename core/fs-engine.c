@@ -1443,6 +1443,13 @@ fs_engine_sync (FsEngine *self, gboolean audit, FsSyncStats *stats, GPtrArray *m
   scan = fs_scan (self->root, base, cancellable, error);
   if (scan == NULL)
     return FALSE;
+  /* We hold the folder lock: no other sync is writing these. */
+  for (guint i = 0; i < scan->stale_temps->len; i++)
+    {
+      g_autofree gchar *abs = abs_path (self, g_ptr_array_index (scan->stale_temps, i));
+      g_debug ("removing the stale temp file %s", abs);
+      g_unlink (abs);
+    }
   stats->files_hashed = scan->stats.files_hashed;
   stats->deferred = scan->stats.deferred;
   for (guint i = 0; i < scan->warnings->len; i++)

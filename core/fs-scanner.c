@@ -19,6 +19,7 @@
 #define IGNORE_FILE_MAX (1024 * 1024)
 /* The engine's own temp files and trash folder. */
 #define INTERNAL_PREFIX ".foldersync."
+#define TEMP_PREFIX ".foldersync.tmp."
 
 typedef struct {
   FsScanResult *result;
@@ -36,6 +37,7 @@ fs_scan_result_free (FsScanResult *result)
   g_clear_pointer (&result->entries, g_hash_table_unref);
   g_clear_pointer (&result->warnings, g_ptr_array_unref);
   g_clear_pointer (&result->ignore, fs_ignore_free);
+  g_clear_pointer (&result->stale_temps, g_ptr_array_unref);
   g_free (result);
 }
 
@@ -512,7 +514,12 @@ scan_dir (ScanState *state, int fd, const gchar *key_prefix, const gchar *disk_p
         }
 
       if (g_str_has_prefix (name, INTERNAL_PREFIX))
-        continue;
+        {
+          /* A temp file of an interrupted download: the engine removes it. */
+          if (g_str_has_prefix (name, TEMP_PREFIX))
+            g_ptr_array_add (state->result->stale_temps, join (disk_prefix, name));
+          continue;
+        }
 
       if (is_ascii (name))
         nfc = g_strdup (name);
@@ -617,6 +624,7 @@ fs_scan (const gchar *root, GHashTable *base, GCancellable *cancellable, GError 
   result->entries =
     g_hash_table_new_full (g_str_hash, g_str_equal, g_free, (GDestroyNotify) fs_entry_free);
   result->warnings = g_ptr_array_new_with_free_func (g_free);
+  result->stale_temps = g_ptr_array_new_with_free_func (g_free);
   ignore = fs_ignore_new ();
   buffer = g_malloc (HASH_BUFFER_SIZE);
 

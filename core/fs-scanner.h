@@ -26,6 +26,9 @@ typedef struct {
   GPtrArray *warnings;
   /* The .foldersyncignore rules found, to filter remote paths the same way. */
   FsIgnore *ignore;
+  /* ".foldersync.tmp.*" files (relative disk paths): left by an interrupted
+   * download; never synced, removed by the engine. */
+  GPtrArray *stale_temps;
   FsScanStats stats;
 } FsScanResult;
 

@@ -1,0 +1,507 @@
+/* The foldersync verbs that talk to foldersyncd over D-Bus: start, stop,
+ * remove, status, force-sync, conflicts. Thin clients of the public API
+ * (data/org.toolbox.FolderSync.xml); calling the bus activates the daemon. */
+#include "config.h"
+
+#include <json-glib/json-glib.h>
+#include <stdio.h>
+#include <unistd.h>
+
+#include "fs-cli.h"
+#include "fs-dbus-error.h"
+#include "fs-dbus-generated.h"
+#include "fs-store-config.h"
+
+#define BUS_NAME "org.toolbox.FolderSync"
+#define MANAGER_PATH "/org/toolbox/FolderSync"
+
+static int
+remote_fail (GError *error)
+{
+  g_dbus_error_strip_remote_error (error);
+  return fs_cli_fail (error);
+}
+
+static GDBusObjectManager *
+connect_manager (GError **error)
+{
+  fs_dbus_error_register ();
+  return fs_dbus_object_manager_client_new_for_bus_sync (G_BUS_TYPE_SESSION,
+                                                         G_DBUS_OBJECT_MANAGER_CLIENT_FLAGS_NONE,
+                                                         BUS_NAME, MANAGER_PATH, NULL, error);
+}
+
+/* The folder proxies, all or the one whose LocalPath is @path. */
+static GList *
+find_folders (GDBusObjectManager *manager, const gchar *path)
+{
+  GList *objects = g_dbus_object_manager_get_objects (manager);
+  GList *found = NULL;
+
+  for (GList *l = objects; l != NULL; l = l->next)
+    {
+      FsDBusFolder *folder = fs_dbus_object_get_folder (FS_DBUS_OBJECT (l->data));
+      if (folder == NULL)
+        continue;
+      if (path == NULL || g_strcmp0 (fs_dbus_folder_get_local_path (folder), path) == 0)
+        found = g_list_append (found, folder);
+      else
+        g_object_unref (folder);
+    }
+  g_list_free_full (objects, g_object_unref);
+  return found;
+}
+
+static int
+no_such_folder (const gchar *path)
+{
+  if (path != NULL)
+    g_printerr ("foldersync: No synced folder at ‘%s’\n", path);
+  else
+    g_printerr ("foldersync: No folders are synced\n");
+  return FS_CLI_EXIT_NOT_FOUND;
+}
+
+/* ---- start -------------------------------------------------------------- */
+
+int
+fs_cli_start (int argc, char **argv)
+{
+  g_autofree gchar *opt_path = NULL, *opt_key_file = NULL, *opt_store = NULL, *opt_endpoint = NULL;
+  g_autofree gchar *opt_bucket = NULL, *opt_prefix = NULL, *opt_region = NULL;
+  g_autofree gchar *opt_access_key = NULL, *opt_secret_key_file = NULL, *opt_ca_file = NULL;
+  g_autofree gchar *opt_device_name = NULL;
+  gint opt_batch_interval = -1, opt_max_workers = -1, opt_poll_interval = -1;
+  const GOptionEntry entries[] = {
+    { "path", 'p', 0, G_OPTION_ARG_FILENAME, &opt_path, "The folder to sync (required)", "DIR" },
+    { "key-file", 'k', 0, G_OPTION_ARG_FILENAME, &opt_key_file,
+      "Join with this existing key (64 hex characters, mode 0600); default: a new key", "FILE" },
+    { "store", 's', 0, G_OPTION_ARG_FILENAME, &opt_store,
+      "A local store directory (default: $XDG_DATA_HOME/foldersync/store)", "DIR" },
+    { "endpoint", 0, 0, G_OPTION_ARG_STRING, &opt_endpoint, "An S3 server instead", "URL" },
+    { "bucket", 'b', 0, G_OPTION_ARG_STRING, &opt_bucket, "The S3 bucket", "BUCKET" },
+    { "prefix", 0, 0, G_OPTION_ARG_STRING, &opt_prefix, "Key prefix inside the store", "PREFIX" },
+    { "region", 0, 0, G_OPTION_ARG_STRING, &opt_region, "S3 region", "REGION" },
+    { "access-key", 0, 0, G_OPTION_ARG_STRING, &opt_access_key,
+      "S3 access key (default: $AWS_ACCESS_KEY_ID)", "KEY" },
+    { "secret-key-file", 0, 0, G_OPTION_ARG_FILENAME, &opt_secret_key_file,
+      "File holding the S3 secret key (default: $AWS_SECRET_ACCESS_KEY)", "FILE" },
+    { "ca-file", 0, 0, G_OPTION_ARG_FILENAME, &opt_ca_file, "CA to trust for https", "FILE" },
+    { "batch-interval", 0, 0, G_OPTION_ARG_INT, &opt_batch_interval,
+      "Quiet time before a batch of changes syncs (ms, default 500)", "MS" },
+    { "max-workers", 0, 0, G_OPTION_ARG_INT, &opt_max_workers, "Parallel transfers (default 4)",
+      "N" },
+    { "poll-interval", 0, 0, G_OPTION_ARG_INT, &opt_poll_interval,
+      "Remote poll and polling fallback interval (s, default 30)", "S" },
+    { "device-name", 0, 0, G_OPTION_ARG_STRING, &opt_device_name, "Name in conflict copies",
+      "NAME" },
+    { NULL },
+  };
+  g_autoptr(GOptionContext) context = g_option_context_new ("— sync a folder live, in the daemon");
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GDBusObjectManager) manager = NULL;
+  g_autoptr(FsDBusManager) proxy = NULL;
+  g_autofree gchar *path = NULL;
+  g_autofree gchar *object_path = NULL;
+  g_autofree gchar *secret = NULL;
+  GVariantBuilder config;
+  GList *existing;
+
+  g_option_context_add_main_entries (context, entries, NULL);
+  if (!g_option_context_parse (context, &argc, &argv, &error))
+    return fs_cli_usage_error (error->message);
+  if (opt_path == NULL)
+    return fs_cli_usage_error ("--path is required");
+  path = fs_cli_absolute_path (opt_path);
+
+  manager = connect_manager (&error);
+  if (manager == NULL)
+    return remote_fail (error);
+
+  /* A folder that is known but stopped just starts again. */
+  existing = find_folders (manager, path);
+  if (existing != NULL)
+    {
+      FsDBusFolder *folder = existing->data;
+      gboolean ok = fs_dbus_folder_call_start_sync (folder, NULL, &error);
+      g_list_free_full (existing, g_object_unref);
+      if (!ok)
+        return remote_fail (error);
+      g_print ("Syncing %s\n", path);
+      return FS_CLI_EXIT_OK;
+    }
+
+  g_variant_builder_init (&config, G_VARIANT_TYPE_VARDICT);
+  g_variant_builder_add (&config, "{sv}", "local-path", g_variant_new_string (path));
+#define ADD_STRING(key, value)                                                         \
+  if ((value) != NULL)                                                                 \
+    g_variant_builder_add (&config, "{sv}", key, g_variant_new_string (value));
+#define ADD_UINT(key, value)                                                           \
+  if ((value) >= 0)                                                                    \
+    g_variant_builder_add (&config, "{sv}", key, g_variant_new_uint32 ((guint32) (value)));
+  if (opt_key_file != NULL)
+    {
+      g_autofree gchar *key_file = fs_cli_absolute_path (opt_key_file);
+      ADD_STRING ("key-file", key_file);
+    }
+  if (opt_store != NULL)
+    {
+      g_autofree gchar *store = fs_cli_absolute_path (opt_store);
+      ADD_STRING ("store", store);
+    }
+  ADD_STRING ("endpoint", opt_endpoint);
+  ADD_STRING ("bucket", opt_bucket);
+  ADD_STRING ("prefix", opt_prefix);
+  ADD_STRING ("region", opt_region);
+  ADD_STRING ("ca-file", opt_ca_file);
+  ADD_STRING ("device-name", opt_device_name);
+  if (opt_endpoint != NULL)
+    {
+      ADD_STRING ("access-key", opt_access_key != NULL ? opt_access_key : g_getenv ("AWS_ACCESS_KEY_ID"));
+      if (opt_secret_key_file != NULL)
+        {
+          secret = fs_store_config_read_secret (opt_secret_key_file, &error);
+          if (secret == NULL)
+            return fs_cli_fail (error);
+        }
+      else
+        secret = g_strdup (g_getenv ("AWS_SECRET_ACCESS_KEY"));
+      ADD_STRING ("secret-key", secret);
+    }
+  ADD_UINT ("batch-interval", opt_batch_interval);
+  ADD_UINT ("max-workers", opt_max_workers);
+  ADD_UINT ("poll-interval", opt_poll_interval);
+#undef ADD_STRING
+#undef ADD_UINT
+
+  proxy = fs_dbus_manager_proxy_new_for_bus_sync (G_BUS_TYPE_SESSION, G_DBUS_PROXY_FLAGS_NONE,
+                                                  BUS_NAME, MANAGER_PATH, NULL, &error);
+  if (proxy == NULL ||
+      !fs_dbus_manager_call_add_folder_sync (proxy, g_variant_builder_end (&config), &object_path,
+                                             NULL, &error))
+    {
+      if (secret != NULL)
+        explicit_bzero (secret, strlen (secret));
+      return remote_fail (error);
+    }
+  if (secret != NULL)
+    explicit_bzero (secret, strlen (secret));
+  g_print ("Syncing %s (%s)\n", path, object_path);
+  return FS_CLI_EXIT_OK;
+}
+
+/* ---- stop, remove --------------------------------------------------------- */
+
+static int
+for_each_folder (int argc, char **argv, const gchar *summary, gboolean remove)
+{
+  g_autofree gchar *opt_path = NULL;
+  const GOptionEntry entries[] = {
+    { "path", 'p', 0, G_OPTION_ARG_FILENAME, &opt_path, "Only this folder (default: all)", "DIR" },
+    { NULL },
+  };
+  g_autoptr(GOptionContext) context = g_option_context_new (summary);
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GDBusObjectManager) manager = NULL;
+  g_autoptr(FsDBusManager) proxy = NULL;
+  g_autofree gchar *path = NULL;
+  GList *folders;
+  int rc = FS_CLI_EXIT_OK;
+
+  g_option_context_add_main_entries (context, entries, NULL);
+  if (!g_option_context_parse (context, &argc, &argv, &error))
+    return fs_cli_usage_error (error->message);
+  if (remove && opt_path == NULL)
+    return fs_cli_usage_error ("--path is required");
+  path = opt_path != NULL ? fs_cli_absolute_path (opt_path) : NULL;
+  manager = connect_manager (&error);
+  if (manager == NULL)
+    return remote_fail (error);
+  folders = find_folders (manager, path);
+  if (folders == NULL)
+    return no_such_folder (path);
+  if (remove)
+    proxy = fs_dbus_manager_proxy_new_for_bus_sync (G_BUS_TYPE_SESSION, G_DBUS_PROXY_FLAGS_NONE,
+                                                    BUS_NAME, MANAGER_PATH, NULL, &error);
+  for (GList *l = folders; l != NULL && rc == FS_CLI_EXIT_OK; l = l->next)
+    {
+      FsDBusFolder *folder = l->data;
+      const gchar *object_path = g_dbus_proxy_get_object_path (G_DBUS_PROXY (folder));
+      gboolean ok = remove ? proxy != NULL && fs_dbus_manager_call_remove_folder_sync (
+                                                proxy, object_path, NULL, &error)
+                           : fs_dbus_folder_call_stop_sync (folder, NULL, &error);
+      if (!ok)
+        rc = remote_fail (error);
+      else
+        g_print ("%s %s\n", remove ? "No longer syncing" : "Stopped", fs_dbus_folder_get_local_path (folder));
+    }
+  g_list_free_full (folders, g_object_unref);
+  return rc;
+}
+
+int
+fs_cli_stop (int argc, char **argv)
+{
+  return for_each_folder (argc, argv, "— stop syncing (the folder stays configured)", FALSE);
+}
+
+int
+fs_cli_remove (int argc, char **argv)
+{
+  return for_each_folder (argc, argv, "— forget a folder (its files stay)", TRUE);
+}
+
+/* ---- status ------------------------------------------------------------- */
+
+static gchar *
+format_time (guint64 unix_time)
+{
+  g_autoptr(GDateTime) dt = NULL;
+  if (unix_time == 0)
+    return g_strdup ("never");
+  dt = g_date_time_new_from_unix_local ((gint64) unix_time);
+  return g_date_time_format (dt, "%Y-%m-%d %H:%M:%S");
+}
+
+int
+fs_cli_status (int argc, char **argv)
+{
+  gboolean opt_json = FALSE;
+  const GOptionEntry entries[] = {
+    { "json", 0, 0, G_OPTION_ARG_NONE, &opt_json, "Print JSON (stable, see docs/cli.md)", NULL },
+    { NULL },
+  };
+  g_autoptr(GOptionContext) context = g_option_context_new ("— show every synced folder");
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GDBusObjectManager) manager = NULL;
+  g_autoptr(JsonBuilder) b = json_builder_new ();
+  GList *folders;
+
+  g_option_context_add_main_entries (context, entries, NULL);
+  if (!g_option_context_parse (context, &argc, &argv, &error))
+    return fs_cli_usage_error (error->message);
+  manager = connect_manager (&error);
+  if (manager == NULL)
+    return remote_fail (error);
+  folders = find_folders (manager, NULL);
+
+  json_builder_begin_object (b);
+  json_builder_set_member_name (b, "folders");
+  json_builder_begin_array (b);
+  for (GList *l = folders; l != NULL; l = l->next)
+    {
+      FsDBusFolder *f = l->data;
+      guint64 files_done = 0, files_total = 0, bytes_done = 0, bytes_total = 0;
+      GVariant *progress = fs_dbus_folder_get_progress (f);
+
+      if (progress != NULL)
+        g_variant_get (progress, "(tttt)", &files_done, &files_total, &bytes_done, &bytes_total);
+      if (opt_json)
+        {
+          json_builder_begin_object (b);
+#define S(name, value)                                                                   \
+  json_builder_set_member_name (b, name);                                                \
+  json_builder_add_string_value (b, (value) != NULL ? (value) : "");
+#define I(name, value)                                                                   \
+  json_builder_set_member_name (b, name);                                                \
+  json_builder_add_int_value (b, (gint64) (value));
+          S ("id", fs_dbus_folder_get_id (f));
+          S ("path", fs_dbus_folder_get_local_path (f));
+          S ("store", fs_dbus_folder_get_store (f));
+          S ("bucket", fs_dbus_folder_get_bucket (f));
+          S ("prefix", fs_dbus_folder_get_prefix (f));
+          S ("state", fs_dbus_folder_get_state (f));
+          S ("watch_mode", fs_dbus_folder_get_watch_mode (f));
+          S ("last_error", fs_dbus_folder_get_last_error (f));
+          I ("last_sync", fs_dbus_folder_get_last_sync (f));
+          I ("pending_uploads", fs_dbus_folder_get_pending_uploads (f));
+          I ("pending_downloads", fs_dbus_folder_get_pending_downloads (f));
+          I ("held_deletes", fs_dbus_folder_get_held_deletes (f));
+          I ("sync_count", fs_dbus_folder_get_sync_count (f));
+          I ("files_done", files_done);
+          I ("files_total", files_total);
+          I ("bytes_done", bytes_done);
+          I ("bytes_total", bytes_total);
+#undef S
+#undef I
+          json_builder_end_object (b);
+        }
+      else
+        {
+          g_autofree gchar *last = format_time (fs_dbus_folder_get_last_sync (f));
+          const gchar *last_error = fs_dbus_folder_get_last_error (f);
+          g_print ("%s\n  state %s, last sync %s, watching by %s, %u pending up, %u pending down\n",
+                   fs_dbus_folder_get_local_path (f), fs_dbus_folder_get_state (f), last,
+                   fs_dbus_folder_get_watch_mode (f), fs_dbus_folder_get_pending_uploads (f),
+                   fs_dbus_folder_get_pending_downloads (f));
+          if (fs_dbus_folder_get_held_deletes (f) > 0)
+            g_print ("  %u deletions held back: confirm them with gdbus (ConfirmDeletes)\n",
+                     fs_dbus_folder_get_held_deletes (f));
+          if (last_error != NULL && *last_error != '\0')
+            g_print ("  last error: %s\n", last_error);
+        }
+    }
+  json_builder_end_array (b);
+  json_builder_end_object (b);
+  if (opt_json)
+    {
+      g_autoptr(JsonGenerator) gen = json_generator_new ();
+      g_autoptr(JsonNode) root = json_builder_get_root (b);
+      g_autofree gchar *text = NULL;
+      json_generator_set_root (gen, root);
+      json_generator_set_pretty (gen, TRUE);
+      text = json_generator_to_data (gen, NULL);
+      g_print ("%s\n", text);
+    }
+  else if (folders == NULL)
+    g_print ("No folders are synced. Start one with: foldersync start --path DIR\n");
+  g_list_free_full (folders, g_object_unref);
+  return FS_CLI_EXIT_OK;
+}
+
+/* ---- force-sync ----------------------------------------------------------- */
+
+static gboolean
+timeout_cb (gpointer data)
+{
+  *(gboolean *) data = TRUE;
+  return G_SOURCE_REMOVE;
+}
+
+int
+fs_cli_force_sync (int argc, char **argv)
+{
+  g_autofree gchar *opt_path = NULL;
+  gboolean opt_wait = FALSE;
+  gint opt_timeout = 600;
+  const GOptionEntry entries[] = {
+    { "path", 'p', 0, G_OPTION_ARG_FILENAME, &opt_path, "Only this folder (default: all)", "DIR" },
+    { "wait", 'w', 0, G_OPTION_ARG_NONE, &opt_wait, "Wait until the sync finished", NULL },
+    { "timeout", 0, 0, G_OPTION_ARG_INT, &opt_timeout, "Give up waiting after S seconds (600)", "S" },
+    { NULL },
+  };
+  g_autoptr(GOptionContext) context = g_option_context_new ("— a full reconcile now");
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GDBusObjectManager) manager = NULL;
+  g_autofree gchar *path = NULL;
+  gboolean timed_out = FALSE;
+  gboolean tty = isatty (STDOUT_FILENO);
+  GList *folders;
+  int rc = FS_CLI_EXIT_OK;
+
+  g_option_context_add_main_entries (context, entries, NULL);
+  if (!g_option_context_parse (context, &argc, &argv, &error))
+    return fs_cli_usage_error (error->message);
+  path = opt_path != NULL ? fs_cli_absolute_path (opt_path) : NULL;
+  manager = connect_manager (&error);
+  if (manager == NULL)
+    return remote_fail (error);
+  folders = find_folders (manager, path);
+  if (folders == NULL)
+    return no_such_folder (path);
+
+  for (GList *l = folders; l != NULL && rc == FS_CLI_EXIT_OK; l = l->next)
+    {
+      FsDBusFolder *f = l->data;
+      guint64 before = fs_dbus_folder_get_sync_count (f);
+      guint timeout_id;
+
+      if (!fs_dbus_folder_call_force_sync_sync (f, NULL, &error))
+        {
+          rc = remote_fail (error);
+          break;
+        }
+      if (!opt_wait)
+        continue;
+      /* The proxy's properties follow PropertiesChanged: wait for a sync that
+       * began after the call to end. */
+      timeout_id = g_timeout_add_seconds ((guint) MAX (opt_timeout, 1), timeout_cb, &timed_out);
+      while (!timed_out)
+        {
+          const gchar *state = fs_dbus_folder_get_state (f);
+          if (fs_dbus_folder_get_sync_count (f) > before &&
+              g_strcmp0 (state, "syncing") != 0 && g_strcmp0 (state, "scanning") != 0)
+            break;
+          if (tty)
+            {
+              guint64 fd = 0, ft = 0, bd = 0, bt = 0;
+              GVariant *p = fs_dbus_folder_get_progress (f);
+              if (p != NULL)
+                g_variant_get (p, "(tttt)", &fd, &ft, &bd, &bt);
+              g_print ("\r%s: %s %" G_GUINT64_FORMAT "/%" G_GUINT64_FORMAT " files   ",
+                       fs_dbus_folder_get_local_path (f), state != NULL ? state : "", fd, ft);
+              fflush (stdout);
+            }
+          g_main_context_iteration (NULL, TRUE);
+        }
+      if (tty)
+        g_print ("\n");
+      if (timed_out)
+        {
+          g_printerr ("foldersync: Timed out waiting for %s to finish syncing\n",
+                      fs_dbus_folder_get_local_path (f));
+          rc = FS_CLI_EXIT_FAILED;
+        }
+      else
+        {
+          g_source_remove (timeout_id);
+          if (g_strcmp0 (fs_dbus_folder_get_state (f), "error") == 0 ||
+              g_strcmp0 (fs_dbus_folder_get_state (f), "offline") == 0)
+            {
+              g_printerr ("foldersync: %s: %s\n", fs_dbus_folder_get_local_path (f),
+                          fs_dbus_folder_get_last_error (f));
+              rc = FS_CLI_EXIT_FAILED;
+            }
+          else
+            g_print ("Synced %s\n", fs_dbus_folder_get_local_path (f));
+        }
+    }
+  g_list_free_full (folders, g_object_unref);
+  return rc;
+}
+
+/* ---- conflicts ------------------------------------------------------------ */
+
+int
+fs_cli_conflicts (int argc, char **argv)
+{
+  g_autofree gchar *opt_path = NULL;
+  const GOptionEntry entries[] = {
+    { "path", 'p', 0, G_OPTION_ARG_FILENAME, &opt_path, "Only this folder (default: all)", "DIR" },
+    { NULL },
+  };
+  g_autoptr(GOptionContext) context = g_option_context_new ("— list conflict copies");
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GDBusObjectManager) manager = NULL;
+  g_autofree gchar *path = NULL;
+  GList *folders;
+  int rc = FS_CLI_EXIT_OK;
+
+  g_option_context_add_main_entries (context, entries, NULL);
+  if (!g_option_context_parse (context, &argc, &argv, &error))
+    return fs_cli_usage_error (error->message);
+  path = opt_path != NULL ? fs_cli_absolute_path (opt_path) : NULL;
+  manager = connect_manager (&error);
+  if (manager == NULL)
+    return remote_fail (error);
+  folders = find_folders (manager, path);
+  if (folders == NULL)
+    return no_such_folder (path);
+  for (GList *l = folders; l != NULL && rc == FS_CLI_EXIT_OK; l = l->next)
+    {
+      g_autoptr(GVariant) conflicts = NULL;
+      GVariantIter iter;
+      const gchar *original, *copy;
+
+      if (!fs_dbus_folder_call_list_conflicts_sync (l->data, &conflicts, NULL, &error))
+        {
+          rc = remote_fail (error);
+          break;
+        }
+      g_variant_iter_init (&iter, conflicts);
+      while (g_variant_iter_next (&iter, "(&s&s)", &original, &copy))
+        g_print ("%s/%s\t%s\n", fs_dbus_folder_get_local_path (l->data), original, copy);
+    }
+  g_list_free_full (folders, g_object_unref);
+  return rc;
+}

@@ -1,0 +1,77 @@
+/* Exit codes and error output shared by every foldersync verb. */
+#include <gio/gio.h>
+
+#include "fs-cli.h"
+#include "fs-dbus-error.h"
+#include "fs-error.h"
+
+int
+fs_cli_exit_code_for (const GError *error)
+{
+  if (error->domain == FS_ENGINE_ERROR)
+    switch ((FsEngineError) error->code)
+      {
+      case FS_ENGINE_ERROR_KEY_FILE:
+        return FS_CLI_EXIT_KEY_FILE;
+      case FS_ENGINE_ERROR_WRONG_KEY:
+        return FS_CLI_EXIT_WRONG_KEY;
+      case FS_ENGINE_ERROR_NOT_A_STORE:
+        return FS_CLI_EXIT_STORE;
+      case FS_ENGINE_ERROR_FOLDER:
+        return FS_CLI_EXIT_FOLDER;
+      case FS_ENGINE_ERROR_INVALID_ARGUMENT:
+        return FS_CLI_EXIT_USAGE;
+      case FS_ENGINE_ERROR_PARTIAL:
+        return FS_CLI_EXIT_PARTIAL;
+      case FS_ENGINE_ERROR_BUSY:
+        return FS_CLI_EXIT_BUSY;
+      default:
+        return FS_CLI_EXIT_FAILED;
+      }
+  if (error->domain == FS_STORAGE_ERROR)
+    return FS_CLI_EXIT_STORE;
+  if (error->domain == FS_INDEX_ERROR)
+    return FS_CLI_EXIT_INDEX;
+  if (error->domain == FS_CRYPTO_ERROR && error->code == FS_CRYPTO_ERROR_INVALID_KEY)
+    return FS_CLI_EXIT_KEY_FILE;
+  if (error->domain == FS_DAEMON_ERROR)
+    switch ((FsDaemonError) error->code)
+      {
+      case FS_DAEMON_ERROR_NOT_FOUND:
+        return FS_CLI_EXIT_NOT_FOUND;
+      case FS_DAEMON_ERROR_ALREADY_EXISTS:
+        return FS_CLI_EXIT_EXISTS;
+      case FS_DAEMON_ERROR_INVALID_ARGUMENT:
+        return FS_CLI_EXIT_USAGE;
+      default:
+        return FS_CLI_EXIT_FAILED;
+      }
+  if (error->domain == G_DBUS_ERROR || g_error_matches (error, G_IO_ERROR, G_IO_ERROR_DBUS_ERROR))
+    return FS_CLI_EXIT_NO_DAEMON;
+  return FS_CLI_EXIT_FAILED;
+}
+
+int
+fs_cli_fail (const GError *error)
+{
+  g_printerr ("foldersync: %s\n", error->message);
+  return fs_cli_exit_code_for (error);
+}
+
+int
+fs_cli_usage_error (const gchar *message)
+{
+  g_printerr ("foldersync: %s\n", message);
+  g_printerr ("Run ‘%s --help’ for usage.\n", g_get_prgname ());
+  return FS_CLI_EXIT_USAGE;
+}
+
+gchar *
+fs_cli_absolute_path (const gchar *path)
+{
+  g_autofree gchar *cwd = NULL;
+  if (g_path_is_absolute (path))
+    return g_canonicalize_filename (path, NULL);
+  cwd = g_get_current_dir ();
+  return g_canonicalize_filename (path, cwd);
+}

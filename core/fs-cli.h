@@ -1,0 +1,38 @@
+/* Shared by the foldersync verbs: exit codes (docs/cli.md) and messages. */
+#pragma once
+
+#include <glib.h>
+
+G_BEGIN_DECLS
+
+enum {
+  FS_CLI_EXIT_OK = 0,
+  FS_CLI_EXIT_FAILED = 1,
+  FS_CLI_EXIT_USAGE = 2,
+  FS_CLI_EXIT_KEY_FILE = 3,
+  FS_CLI_EXIT_WRONG_KEY = 4,
+  FS_CLI_EXIT_STORE = 5,
+  FS_CLI_EXIT_FOLDER = 6,
+  FS_CLI_EXIT_PARTIAL = 7,
+  FS_CLI_EXIT_INDEX = 8,
+  FS_CLI_EXIT_BUSY = 9,
+  FS_CLI_EXIT_HELD = 10,
+  FS_CLI_EXIT_NOT_FOUND = 11,
+  FS_CLI_EXIT_EXISTS = 12,
+  FS_CLI_EXIT_NO_DAEMON = 13,
+};
+
+int fs_cli_exit_code_for (const GError *error);
+/* Prints "foldersync: <message>" and returns the exit code for @error. */
+int fs_cli_fail (const GError *error);
+int fs_cli_usage_error (const gchar *message);
+gchar *fs_cli_absolute_path (const gchar *path);
+
+int fs_cli_start (int argc, char **argv);
+int fs_cli_stop (int argc, char **argv);
+int fs_cli_remove (int argc, char **argv);
+int fs_cli_status (int argc, char **argv);
+int fs_cli_force_sync (int argc, char **argv);
+int fs_cli_conflicts (int argc, char **argv);
+
+G_END_DECLS

@@ -1,0 +1,193 @@
+"""foldersyncd end to end: two daemons, each on its own private session bus
+with its own XDG dirs, sharing one store (local, or S3 under with-s3)."""
+import os
+import shutil
+import signal
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(__file__))
+from daemon import DaemonDevice, wait_for  # noqa: E402
+from fstest import Workspace, check, diff_snapshots, run_tests, snapshot  # noqa: E402
+
+BATCH_MS = 200
+POLL_S = 1
+LIMIT = BATCH_MS / 1000 + POLL_S + 2  # the issue's bound for every latency
+
+
+def pair(name, a_env=None):
+    ws = Workspace(name)
+    key = ws.keyfile()
+    store = ws.remote()
+    a = DaemonDevice(ws, "A", store, key, a_env)
+    b = DaemonDevice(ws, "B", store, key)
+    for dev in (a, b):
+        dev.start()
+        dev.add_folder("--batch-interval", str(BATCH_MS), "--poll-interval", str(POLL_S))
+    return ws, a, b
+
+
+def stop_all(ws, *devices):
+    for dev in devices:
+        dev.stop()
+    ws.cleanup()
+
+
+def content(dev, rel):
+    try:
+        with open(os.path.join(dev.root, rel), "rb") as fh:
+            return fh.read()
+    except OSError:
+        return None
+
+
+def write(dev, rel, data):
+    path = os.path.join(dev.root, rel)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "wb") as fh:
+        fh.write(data)
+
+
+def converged(a, b, timeout=30):
+    def same():
+        return snapshot(a.root) == snapshot(b.root)
+    try:
+        wait_for(same, timeout, "both folders to agree")
+    except Exception:
+        raise AssertionError("not converged:\n" + diff_snapshots(snapshot(a.root), snapshot(b.root)))
+
+
+def test_live_changes_reach_the_other_daemon():
+    ws, a, b = pair("live")
+    try:
+        latencies = {}
+        write(a, "notes/new.txt", b"created on A")
+        latencies["create"] = wait_for(lambda: content(b, "notes/new.txt") == b"created on A", 30, "create")
+        write(a, "notes/new.txt", b"modified on A")
+        latencies["modify"] = wait_for(lambda: content(b, "notes/new.txt") == b"modified on A", 30, "modify")
+        os.rename(os.path.join(a.root, "notes/new.txt"), os.path.join(a.root, "notes/renamed.txt"))
+        latencies["rename"] = wait_for(lambda: content(b, "notes/renamed.txt") == b"modified on A"
+                                       and content(b, "notes/new.txt") is None, 30, "rename")
+        os.unlink(os.path.join(a.root, "notes/renamed.txt"))
+        latencies["delete"] = wait_for(lambda: content(b, "notes/renamed.txt") is None, 30, "delete")
+        os.makedirs(os.path.join(a.root, "empty dir"))
+        latencies["mkdir"] = wait_for(lambda: os.path.isdir(os.path.join(b.root, "empty dir")), 30, "mkdir")
+        write(b, "from-b.txt", b"created on B")
+        latencies["reverse"] = wait_for(lambda: content(a, "from-b.txt") == b"created on B", 30, "B to A")
+        print("# latencies (s), bound %.1f: %s" % (LIMIT, ", ".join("%s %.2f" % kv for kv in latencies.items())))
+        for what, seconds in latencies.items():
+            check(seconds < LIMIT, "%s took %.2f s (bound %.1f s)" % (what, seconds, LIMIT))
+        converged(a, b)
+    finally:
+        stop_all(ws, a, b)
+
+
+def test_many_files_make_few_batches():
+    ws, a, b = pair("batches")
+    try:
+        wait_for(lambda: a.status()["state"] == "idle", 30, "A idle")
+        before = a.status()["sync_count"]
+        for i in range(1000):
+            write(a, "drop/f%04d.txt" % i, b"file %d" % i)
+        wait_for(lambda: len(os.listdir(os.path.join(b.root, "drop"))) == 1000
+                 if os.path.isdir(os.path.join(b.root, "drop")) else False, 120, "1000 files on B")
+        runs = a.status()["sync_count"] - before
+        print("# 1000 files made %d sync runs on A (remote polls included)" % runs)
+        check(runs <= 12, "1000 files took %d sync runs" % runs)
+    finally:
+        stop_all(ws, a, b)
+
+
+def test_sigkill_mid_transfer():
+    ws, a, b = pair("sigkill")
+    try:
+        big = os.urandom(1 << 20) * 300  # 300 MiB, compressible only by the probe's judgment
+        write(a, "big.bin", big)
+        wait_for(lambda: a.status()["state"] in ("syncing", "scanning"), 30, "A to start uploading")
+        time.sleep(0.5)
+        a.kill_daemon(signal.SIGKILL)
+        a.start_daemon()
+        wait_for(lambda: content(b, "big.bin") == big, 180, "the big file on B")
+        write(b, "after.txt", b"after the crash")
+        wait_for(lambda: content(a, "after.txt") == b"after the crash", 60, "A alive again")
+        # and the other direction: kill B while it downloads
+        big2 = os.urandom(1 << 20) * 200
+        write(a, "big2.bin", big2)
+        wait_for(lambda: any(n.startswith(".foldersync.tmp") for n in os.listdir(b.root)), 60,
+                 "B to start downloading")
+        b.kill_daemon(signal.SIGKILL)
+        check(content(b, "big2.bin") is None, "a half-written big2.bin is visible on B")
+        b.start_daemon()
+        wait_for(lambda: content(b, "big2.bin") == big2, 180, "big2 on B")
+        converged(a, b)
+        for dev in (a, b):
+            leftovers = [n for n in os.listdir(dev.root) if n.startswith(".foldersync.tmp")]
+            check(not leftovers, "temp files left on %s: %r" % (dev.name, leftovers))
+    finally:
+        stop_all(ws, a, b)
+
+
+def test_polling_fallback_still_syncs():
+    ws = Workspace("polling")
+    key = ws.keyfile()
+    store = ws.remote()
+    a = DaemonDevice(ws, "A", store, key, {"FOLDERSYNC_MAX_WATCHES": "1"})
+    b = DaemonDevice(ws, "B", store, key)
+    try:
+        for d in ("x", "y", "z"):
+            os.makedirs(os.path.join(a.root, d))
+        for dev in (a, b):
+            dev.start()
+            dev.add_folder("--batch-interval", str(BATCH_MS), "--poll-interval", str(POLL_S))
+        wait_for(lambda: a.status()["watch_mode"] == "polling", 10, "A to fall back to polling")
+        write(a, "y/polled.txt", b"seen by polling")
+        seconds = wait_for(lambda: content(b, "y/polled.txt") == b"seen by polling", 30, "polled file on B")
+        print("# polling fallback: %.2f s" % seconds)
+        check(seconds < LIMIT + POLL_S, "polling took %.2f s" % seconds)
+    finally:
+        stop_all(ws, a, b)
+
+
+def cpu_seconds(pid):
+    with open("/proc/%d/stat" % pid) as fh:
+        fields = fh.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def test_idle_daemon_uses_no_cpu():
+    ws = Workspace("idle")
+    key = ws.keyfile()
+    a = DaemonDevice(ws, "A", ws.remote(), key)
+    try:
+        a.start()
+        for i in range(200):
+            write(a, "d%d/f%d" % (i % 10, i), b"x")
+        a.add_folder()  # default intervals: remote poll every 30 s
+        wait_for(lambda: a.status()["state"] == "idle" and a.status()["last_sync"] > 0, 60, "idle")
+        time.sleep(0.5)
+        before = cpu_seconds(a.daemon.pid)
+        time.sleep(3)
+        used = cpu_seconds(a.daemon.pid) - before
+        print("# idle daemon used %.3f s of CPU in 3 s" % used)
+        check(used < 0.05, "idle daemon used %.3f s of CPU in 3 s" % used)
+    finally:
+        stop_all(ws, a)
+
+
+def test_folders_restored_after_restart():
+    ws, a, b = pair("restore")
+    try:
+        a.kill_daemon()
+        write(a, "while-down.txt", b"written while the daemon was down")
+        a.start_daemon()
+        wait_for(lambda: content(b, "while-down.txt") is not None, 30, "change made while down")
+        st = a.status()
+        check(st is not None and st["path"] == a.root, "folder not restored: %r" % st)
+    finally:
+        stop_all(ws, a, b)
+
+
+if __name__ == "__main__":
+    sys.exit(run_tests([test_live_changes_reach_the_other_daemon, test_many_files_make_few_batches,
+                        test_polling_fallback_still_syncs, test_folders_restored_after_restart,
+                        test_idle_daemon_uses_no_cpu, test_sigkill_mid_transfer]))
