@@ -61,6 +61,26 @@ def test_wrong_secret_fails_fast():
     ws.cleanup()
 
 
+def test_clock_skew_is_explained():
+    """A device whose clock is an hour off gets told so, once, not retried."""
+    import shutil
+    from fstest import Skip
+    if shutil.which("faketime") is None:
+        raise Skip("faketime is not installed (apt-get install faketime)")
+    ws, a, _ = s3_pair("skew")
+    write(os.path.join(a.root, "x.txt"), b"x")
+    proxy("reset", b"{}")
+    cmd = ["faketime", "-f", "-1h", sys.argv[1], "sync", "--path", a.root, "--key-file", a.key] + a.store.args()
+    proc = subprocess.run(cmd, env=a.env(), capture_output=True)
+    err = proc.stderr.decode()
+    stats = proxy("stats")
+    check(proc.returncode == EXIT_STORE, "exit %d: %s" % (proc.returncode, err))
+    check("clock" in err.lower(), "the message does not mention the clock: %r" % err)
+    check(stats["requests"] <= 2, "%d requests for a skewed clock" % stats["requests"])
+    print("# skewed clock: %s" % err.strip())
+    ws.cleanup()
+
+
 def test_missing_bucket():
     ws, a, _ = s3_pair("nobucket")
     a.store.bucket = "no-such-bucket-anywhere"
@@ -262,6 +282,6 @@ if __name__ == "__main__":
     if not os.environ.get("FOLDERSYNC_TEST_S3_ENDPOINT"):
         print("1..0 # SKIP needs tests/s3/with-s3")
         sys.exit(0)
-    sys.exit(run_tests([test_wrong_secret_fails_fast, test_missing_bucket, test_interop_with_rclone,
+    sys.exit(run_tests([test_wrong_secret_fails_fast, test_clock_skew_is_explained, test_missing_bucket, test_interop_with_rclone,
                         test_two_devices_basic_on_s3, test_tls_two_devices_with_ca_file,
                         test_tls_without_ca_file_refused]))
