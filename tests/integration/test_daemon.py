@@ -12,7 +12,10 @@ from fstest import Workspace, check, diff_snapshots, run_tests, snapshot  # noqa
 
 BATCH_MS = 200
 POLL_S = 1
-LIMIT = BATCH_MS / 1000 + POLL_S + 2  # the bound for every latency
+# The bound for every latency; under sanitizers everything runs a few
+# times slower, so the bound there is wider (the normal build checks the real one).
+SLOWDOWN = 3 if os.environ.get("FOLDERSYNC_TEST_SANITIZED") else 1
+LIMIT = (BATCH_MS / 1000 + POLL_S + 2) * SLOWDOWN
 
 
 def pair(name, a_env=None):
@@ -101,7 +104,7 @@ def test_many_files_make_few_batches():
 def test_sigkill_mid_transfer():
     ws, a, b = pair("sigkill")
     try:
-        big = os.urandom(1 << 20) * 300  # 300 MiB, compressible only by the probe's judgment
+        big = os.urandom(1 << 20) * 128  # 128 MiB: multipart on S3, long enough to interrupt
         write(a, "big.bin", big)
         wait_for(lambda: a.status()["state"] in ("syncing", "scanning"), 30, "A to start uploading")
         time.sleep(0.5)
@@ -111,7 +114,7 @@ def test_sigkill_mid_transfer():
         write(b, "after.txt", b"after the crash")
         wait_for(lambda: content(a, "after.txt") == b"after the crash", 60, "A alive again")
         # and the other direction: kill B while it downloads
-        big2 = os.urandom(1 << 20) * 200
+        big2 = os.urandom(1 << 20) * 96
         write(a, "big2.bin", big2)
         wait_for(lambda: any(n.startswith(".foldersync.tmp") for n in os.listdir(b.root)), 60,
                  "B to start downloading")
@@ -169,7 +172,7 @@ def test_idle_daemon_uses_no_cpu():
         time.sleep(3)
         used = cpu_seconds(a.daemon.pid) - before
         print("# idle daemon used %.3f s of CPU in 3 s" % used)
-        check(used < 0.05, "idle daemon used %.3f s of CPU in 3 s" % used)
+        check(used < 0.05 * SLOWDOWN, "idle daemon used %.3f s of CPU in 3 s" % used)
     finally:
         stop_all(ws, a)
 
