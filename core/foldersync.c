@@ -164,6 +164,7 @@ cmd_sync (int argc, char **argv)
   gboolean opt_audit = FALSE;
   gboolean opt_json = FALSE;
   gboolean opt_confirm_deletes = FALSE;
+  gint opt_max_workers = 0;
   const GOptionEntry entries[] = {
     { "path", 'p', 0, G_OPTION_ARG_FILENAME, &opt_path, "The folder to sync (required)", "DIR" },
     { "key-file", 'k', 0, G_OPTION_ARG_FILENAME, &opt_key_file,
@@ -189,6 +190,8 @@ cmd_sync (int argc, char **argv)
     { "confirm-deletes", 0, 0, G_OPTION_ARG_NONE, &opt_confirm_deletes,
       "Apply deletions even when they would remove more than half of the folder", NULL },
     { "json", 0, 0, G_OPTION_ARG_NONE, &opt_json, "Print the summary as JSON", NULL },
+    { "max-workers", 0, 0, G_OPTION_ARG_INT, &opt_max_workers, "Parallel transfers (default 4)",
+      "N" },
     { NULL },
   };
   g_autoptr(GOptionContext) context = g_option_context_new ("— make a folder and its store agree, both ways");
@@ -217,6 +220,8 @@ cmd_sync (int argc, char **argv)
     return fs_cli_usage_error ("--key-file is required (create one with: foldersync keygen)");
   if (opt_endpoint != NULL && opt_store != NULL)
     return fs_cli_usage_error ("--endpoint and --store exclude each other");
+  if (opt_max_workers < 0 || opt_max_workers > 64)
+    return fs_cli_usage_error ("--max-workers must be 1 to 64");
 
   key = fs_keyfile_load (opt_key_file, &error);
   if (key == NULL)
@@ -262,6 +267,7 @@ cmd_sync (int argc, char **argv)
   config.prefix = prefix;
   config.key = key;
   config.device_name = opt_device_name != NULL ? opt_device_name : g_getenv ("FOLDERSYNC_DEVICE_NAME");
+  config.max_workers = (guint) opt_max_workers;
   engine = fs_engine_new (&config, &error);
   if (engine == NULL)
     return fs_cli_fail (error);
@@ -299,6 +305,8 @@ static const Verb verbs[] = {
   { "force-sync", fs_cli_force_sync, "A full reconcile now" },
   { "conflicts", fs_cli_conflicts, "List conflict copies" },
   { "remove", fs_cli_remove, "Forget a folder (its files stay)" },
+  { "generate-token", fs_cli_generate_token, "A short-lived token to share a folder" },
+  { "pair", fs_cli_pair, "Join a folder another device shares, with its token" },
   { "sync", cmd_sync, "Make a folder and its store agree, both ways, once, without the daemon" },
   { "keygen", cmd_keygen, "Print a new random key" },
 };

@@ -25,10 +25,35 @@ remote_fail (GError *error)
 static GDBusObjectManager *
 connect_manager (GError **error)
 {
+  g_autoptr(GDBusObjectManager) manager = NULL;
+  g_autofree gchar *owner = NULL;
+
   fs_dbus_error_register ();
-  return fs_dbus_object_manager_client_new_for_bus_sync (G_BUS_TYPE_SESSION,
-                                                         G_DBUS_OBJECT_MANAGER_CLIENT_FLAGS_NONE,
-                                                         BUS_NAME, MANAGER_PATH, NULL, error);
+  manager = fs_dbus_object_manager_client_new_for_bus_sync (G_BUS_TYPE_SESSION,
+                                                            G_DBUS_OBJECT_MANAGER_CLIENT_FLAGS_NONE,
+                                                            BUS_NAME, MANAGER_PATH, NULL, error);
+  if (manager == NULL)
+    {
+      /* No session bus at all: the same "cannot reach the daemon" exit code. */
+      if (error != NULL && *error != NULL && (*error)->domain != G_DBUS_ERROR)
+        {
+          g_autofree gchar *message = g_strdup_printf ("Cannot reach the session bus: %s",
+                                                       (*error)->message);
+          g_clear_error (error);
+          g_set_error_literal (error, G_DBUS_ERROR, G_DBUS_ERROR_FAILED, message);
+        }
+      return NULL;
+    }
+  /* The client is created even when nobody owns the name (and activation
+   * failed): say so instead of listing no folders. */
+  owner = g_dbus_object_manager_client_get_name_owner (G_DBUS_OBJECT_MANAGER_CLIENT (manager));
+  if (owner == NULL)
+    {
+      g_set_error_literal (error, G_DBUS_ERROR, G_DBUS_ERROR_SERVICE_UNKNOWN,
+                           "foldersyncd is not running on the session bus and could not be started");
+      return NULL;
+    }
+  return g_steal_pointer (&manager);
 }
 
 /* The folder proxies, all or the one whose LocalPath is @path. */
@@ -504,4 +529,143 @@ fs_cli_conflicts (int argc, char **argv)
     }
   g_list_free_full (folders, g_object_unref);
   return rc;
+}
+
+/* ---- generate-token, pair ----------------------------------------------- */
+
+int
+fs_cli_generate_token (int argc, char **argv)
+{
+  g_autofree gchar *opt_path = NULL;
+  gint opt_ttl = 300;
+  const GOptionEntry entries[] = {
+    { "path", 'p', 0, G_OPTION_ARG_FILENAME, &opt_path, "The synced folder to share (required)",
+      "DIR" },
+    { "ttl", 0, 0, G_OPTION_ARG_INT, &opt_ttl, "Seconds the token stays valid (default 300)", "S" },
+    { NULL },
+  };
+  g_autoptr(GOptionContext) context = g_option_context_new ("— a short-lived token another device pairs with");
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GDBusObjectManager) manager = NULL;
+  g_autofree gchar *path = NULL;
+  g_autofree gchar *token = NULL;
+  guint64 expires = 0;
+  GList *folders;
+  gboolean ok;
+
+  g_option_context_add_main_entries (context, entries, NULL);
+  if (!g_option_context_parse (context, &argc, &argv, &error))
+    return fs_cli_usage_error (error->message);
+  if (opt_path == NULL)
+    return fs_cli_usage_error ("--path is required");
+  if (opt_ttl <= 0)
+    return fs_cli_usage_error ("--ttl must be a positive number of seconds");
+  path = fs_cli_absolute_path (opt_path);
+  manager = connect_manager (&error);
+  if (manager == NULL)
+    return remote_fail (error);
+  folders = find_folders (manager, path);
+  if (folders == NULL)
+    return no_such_folder (path);
+  ok = fs_dbus_folder_call_generate_token_sync (folders->data, (guint) opt_ttl, &token, &expires,
+                                                NULL, &error);
+  g_list_free_full (folders, g_object_unref);
+  if (!ok)
+    return remote_fail (error);
+  {
+    gint64 left = (gint64) expires - g_get_real_time () / G_USEC_PER_SEC;
+    g_print ("Token: %s (valid %" G_GINT64_FORMAT " min %" G_GINT64_FORMAT " s)\n", token,
+             MAX (left, 0) / 60, MAX (left, 0) % 60);
+  }
+  g_print ("On the other device: foldersync pair --token %s --path DIR [--store DIR | --endpoint URL --bucket B]\n",
+           token);
+  explicit_bzero (token, strlen (token));
+  return FS_CLI_EXIT_OK;
+}
+
+int
+fs_cli_pair (int argc, char **argv)
+{
+  g_autofree gchar *opt_token = NULL, *opt_path = NULL, *opt_store = NULL, *opt_endpoint = NULL;
+  g_autofree gchar *opt_bucket = NULL, *opt_region = NULL, *opt_access_key = NULL;
+  g_autofree gchar *opt_secret_key_file = NULL, *opt_ca_file = NULL, *opt_device_name = NULL;
+  const GOptionEntry entries[] = {
+    { "token", 't', 0, G_OPTION_ARG_STRING, &opt_token, "The token from the other device", "TOKEN" },
+    { "path", 'p', 0, G_OPTION_ARG_FILENAME, &opt_path, "Where the folder goes here (required)",
+      "DIR" },
+    { "store", 's', 0, G_OPTION_ARG_FILENAME, &opt_store, "The shared local store directory",
+      "DIR" },
+    { "endpoint", 0, 0, G_OPTION_ARG_STRING, &opt_endpoint, "The shared S3 server", "URL" },
+    { "bucket", 'b', 0, G_OPTION_ARG_STRING, &opt_bucket, "The shared S3 bucket", "BUCKET" },
+    { "region", 0, 0, G_OPTION_ARG_STRING, &opt_region, "S3 region", "REGION" },
+    { "access-key", 0, 0, G_OPTION_ARG_STRING, &opt_access_key,
+      "S3 access key (default: $AWS_ACCESS_KEY_ID)", "KEY" },
+    { "secret-key-file", 0, 0, G_OPTION_ARG_FILENAME, &opt_secret_key_file,
+      "File holding the S3 secret key (default: $AWS_SECRET_ACCESS_KEY)", "FILE" },
+    { "ca-file", 0, 0, G_OPTION_ARG_FILENAME, &opt_ca_file, "CA to trust for https", "FILE" },
+    { "device-name", 0, 0, G_OPTION_ARG_STRING, &opt_device_name, "Name in conflict copies",
+      "NAME" },
+    { NULL },
+  };
+  g_autoptr(GOptionContext) context = g_option_context_new ("— join a folder another device shares");
+  g_autoptr(GError) error = NULL;
+  g_autoptr(FsDBusManager) proxy = NULL;
+  g_autofree gchar *path = NULL;
+  g_autofree gchar *object_path = NULL;
+  g_autofree gchar *secret = NULL;
+  GVariantBuilder options;
+  gboolean ok;
+
+  g_option_context_add_main_entries (context, entries, NULL);
+  if (!g_option_context_parse (context, &argc, &argv, &error))
+    return fs_cli_usage_error (error->message);
+  if (opt_token == NULL || opt_path == NULL)
+    return fs_cli_usage_error ("--token and --path are required");
+  path = fs_cli_absolute_path (opt_path);
+
+  g_variant_builder_init (&options, G_VARIANT_TYPE_VARDICT);
+#define ADD_STRING(key, value)                                                         \
+  if ((value) != NULL)                                                                 \
+    g_variant_builder_add (&options, "{sv}", key, g_variant_new_string (value));
+  if (opt_store != NULL)
+    {
+      g_autofree gchar *store = fs_cli_absolute_path (opt_store);
+      ADD_STRING ("store", store);
+    }
+  ADD_STRING ("endpoint", opt_endpoint);
+  ADD_STRING ("bucket", opt_bucket);
+  ADD_STRING ("region", opt_region);
+  ADD_STRING ("ca-file", opt_ca_file);
+  ADD_STRING ("device-name", opt_device_name);
+  if (opt_endpoint != NULL)
+    {
+      ADD_STRING ("access-key", opt_access_key != NULL ? opt_access_key : g_getenv ("AWS_ACCESS_KEY_ID"));
+      if (opt_secret_key_file != NULL)
+        {
+          secret = fs_store_config_read_secret (opt_secret_key_file, &error);
+          if (secret == NULL)
+            return fs_cli_fail (error);
+        }
+      else
+        secret = g_strdup (g_getenv ("AWS_SECRET_ACCESS_KEY"));
+      ADD_STRING ("secret-key", secret);
+    }
+#undef ADD_STRING
+
+  fs_dbus_error_register ();
+  proxy = fs_dbus_manager_proxy_new_for_bus_sync (G_BUS_TYPE_SESSION, G_DBUS_PROXY_FLAGS_NONE,
+                                                  BUS_NAME, MANAGER_PATH, NULL, &error);
+  /* Argon2id and a round trip to the store: allow more than the default 25 s. */
+  if (proxy != NULL)
+    g_dbus_proxy_set_default_timeout (G_DBUS_PROXY (proxy), 120 * 1000);
+  ok = proxy != NULL && fs_dbus_manager_call_pair_sync (proxy, opt_token, path,
+                                                        g_variant_builder_end (&options),
+                                                        &object_path, NULL, &error);
+  explicit_bzero (opt_token, strlen (opt_token));
+  if (secret != NULL)
+    explicit_bzero (secret, strlen (secret));
+  if (!ok)
+    return remote_fail (error);
+  g_print ("Paired: syncing %s (%s)\n", path, object_path);
+  return FS_CLI_EXIT_OK;
 }

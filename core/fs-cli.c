@@ -46,6 +46,18 @@ fs_cli_exit_code_for (const GError *error)
       default:
         return FS_CLI_EXIT_FAILED;
       }
+  if (error->domain == FS_PAIRING_ERROR)
+    switch ((FsPairingError) error->code)
+      {
+      case FS_PAIRING_ERROR_INVALID:
+        return FS_CLI_EXIT_BAD_TOKEN;
+      case FS_PAIRING_ERROR_NOT_FOUND:
+        return FS_CLI_EXIT_NOT_FOUND;
+      case FS_PAIRING_ERROR_EXPIRED:
+        return FS_CLI_EXIT_EXPIRED;
+      default:
+        return FS_CLI_EXIT_FAILED;
+      }
   if (error->domain == G_DBUS_ERROR || g_error_matches (error, G_IO_ERROR, G_IO_ERROR_DBUS_ERROR))
     return FS_CLI_EXIT_NO_DAEMON;
   return FS_CLI_EXIT_FAILED;

@@ -20,6 +20,8 @@ enum {
   FS_CLI_EXIT_NOT_FOUND = 11,
   FS_CLI_EXIT_EXISTS = 12,
   FS_CLI_EXIT_NO_DAEMON = 13,
+  FS_CLI_EXIT_BAD_TOKEN = 14,
+  FS_CLI_EXIT_EXPIRED = 15,
 };
 
 int fs_cli_exit_code_for (const GError *error);
@@ -34,5 +36,7 @@ int fs_cli_remove (int argc, char **argv);
 int fs_cli_status (int argc, char **argv);
 int fs_cli_force_sync (int argc, char **argv);
 int fs_cli_conflicts (int argc, char **argv);
+int fs_cli_generate_token (int argc, char **argv);
+int fs_cli_pair (int argc, char **argv);
 
 G_END_DECLS

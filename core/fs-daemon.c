@@ -14,6 +14,7 @@
 #include "fs-dbus-generated.h"
 #include "fs-error.h"
 #include "fs-folder.h"
+#include "fs-folder-pairing.h"
 
 struct _FsDaemon
 {
@@ -113,6 +114,124 @@ check_no_overlap (FsDaemon *self, const gchar *path, GError **error)
   return TRUE;
 }
 
+/* A folder must not hold FolderSync's own state or its store: it would sync
+ * its own index and secrets, or feed the store into itself. */
+static gboolean
+check_not_ours (const FsFolderConfig *config, GError **error)
+{
+  g_autofree gchar *data = g_build_filename (g_get_user_data_dir (), "foldersync", NULL);
+  g_autofree gchar *conf = g_build_filename (g_get_user_config_dir (), "foldersync", NULL);
+  g_autofree gchar *store = NULL;
+  const gchar *dirs[3] = { data, conf, NULL };
+
+  if (config->endpoint == NULL && config->store_dir != NULL)
+    dirs[2] = store = g_canonicalize_filename (config->store_dir, NULL);
+  for (gsize i = 0; i < G_N_ELEMENTS (dirs); i++)
+    {
+      g_autofree gchar *resolved = dirs[i] != NULL ? realpath (dirs[i], NULL) : NULL;
+      const gchar *dir = resolved != NULL ? resolved : dirs[i];
+      if (dir != NULL && paths_overlap (config->local_path, dir))
+        {
+          g_set_error (error, FS_DAEMON_ERROR, FS_DAEMON_ERROR_INVALID_ARGUMENT,
+                       "‘%s’ overlaps %s, which FolderSync keeps its %s in", config->local_path,
+                       dir, i == 2 ? "store" : "own state");
+          return FALSE;
+        }
+    }
+  return TRUE;
+}
+
+/* "bucket/prefix" without stray slashes: where a folder's keys live. */
+static gchar *
+store_location (const FsFolderConfig *config)
+{
+  g_autofree gchar *joined = g_strdup_printf ("%s/%s", config->bucket != NULL ? config->bucket : "",
+                                              config->prefix != NULL ? config->prefix : "");
+  g_auto (GStrv) parts = g_strsplit (joined, "/", -1);
+  g_autoptr (GString) out = g_string_new (NULL);
+
+  for (guint i = 0; parts[i] != NULL; i++)
+    if (*parts[i] != '\0')
+      g_string_append_printf (out, "%s/", parts[i]);
+  return g_string_free (g_steal_pointer (&out), FALSE);
+}
+
+/* Two folders of one daemon on one store location would become one folder
+ * (each other's mirror, deletions included): refuse, and ask for a prefix. */
+static gboolean
+check_store_location (FsDaemon *self, const FsFolderConfig *config, GError **error)
+{
+  g_autofree gchar *store = fs_folder_config_describe_store (config);
+  g_autofree gchar *where = store_location (config);
+  GHashTableIter iter;
+  gpointer value;
+
+  g_hash_table_iter_init (&iter, self->folders);
+  while (g_hash_table_iter_next (&iter, NULL, &value))
+    {
+      const FsFolderConfig *other = fs_folder_get_config (value);
+      g_autofree gchar *other_store = fs_folder_config_describe_store (other);
+      g_autofree gchar *other_where = store_location (other);
+      if (g_strcmp0 (store, other_store) == 0 && g_strcmp0 (where, other_where) == 0)
+        {
+          g_set_error (error, FS_DAEMON_ERROR, FS_DAEMON_ERROR_ALREADY_EXISTS,
+                       "%s already syncs to that store location; give this folder its own "
+                       "prefix (--prefix)",
+                       other->local_path);
+          return FALSE;
+        }
+    }
+  return TRUE;
+}
+
+/* Makes config->local_path canonical and checks it is an existing folder
+ * that overlaps no synced folder; on failure the call is answered. */
+static gboolean
+check_local_path (FsDaemon *self, GDBusMethodInvocation *invocation, FsFolderConfig *config)
+{
+  g_autoptr (GError) error = NULL;
+  g_autofree gchar *resolved = NULL;
+
+  if (!g_path_is_absolute (config->local_path))
+    {
+      g_dbus_method_invocation_return_error (invocation, FS_DAEMON_ERROR,
+                                             FS_DAEMON_ERROR_INVALID_ARGUMENT,
+                                             "‘%s’ is not an absolute path", config->local_path);
+      return FALSE;
+    }
+  /* A stat on a local path: quick enough for the main loop. */
+  resolved = realpath (config->local_path, NULL);
+  if (resolved == NULL)
+    {
+      int saved = errno;
+      g_dbus_method_invocation_return_error (invocation, FS_ENGINE_ERROR, FS_ENGINE_ERROR_FOLDER,
+                                             saved == ENOENT ? "The folder ‘%s’ does not exist"
+                                                             : "Cannot open the folder ‘%s’: %s",
+                                             config->local_path, g_strerror (saved));
+      return FALSE;
+    }
+  if (!g_file_test (resolved, G_FILE_TEST_IS_DIR))
+    {
+      g_dbus_method_invocation_return_error (invocation, FS_ENGINE_ERROR, FS_ENGINE_ERROR_FOLDER,
+                                             "‘%s’ is not a folder", config->local_path);
+      return FALSE;
+    }
+  g_free (config->local_path);
+  config->local_path = g_steal_pointer (&resolved);
+  if (!check_no_overlap (self, config->local_path, &error))
+    {
+      return_error (invocation, error);
+      return FALSE;
+    }
+
+  if (!check_not_ours (config, &error) || !check_store_location (self, config, &error))
+    {
+      return_error (invocation, error);
+      return FALSE;
+    }
+  return TRUE;
+}
+
 /* ---- AddFolder --------------------------------------------------------- */
 
 typedef struct
@@ -205,7 +324,6 @@ handle_add_folder (FsDBusManager *iface, GDBusMethodInvocation *invocation, GVar
   g_autoptr (GError) error = NULL;
   g_autoptr (FsFolderConfig) config = NULL;
   g_autoptr (GTask) task = NULL;
-  g_autofree gchar *resolved = NULL;
   AddFolderData *data;
 
   if (self->shutting_down)
@@ -220,37 +338,8 @@ handle_add_folder (FsDBusManager *iface, GDBusMethodInvocation *invocation, GVar
       return_error (invocation, error);
       return G_DBUS_METHOD_INVOCATION_HANDLED;
     }
-  if (!g_path_is_absolute (config->local_path))
-    {
-      g_dbus_method_invocation_return_error (invocation, FS_DAEMON_ERROR,
-                                             FS_DAEMON_ERROR_INVALID_ARGUMENT,
-                                             "‘%s’ is not an absolute path", config->local_path);
-      return G_DBUS_METHOD_INVOCATION_HANDLED;
-    }
-  /* A stat on a local path: quick enough for the main loop. */
-  resolved = realpath (config->local_path, NULL);
-  if (resolved == NULL)
-    {
-      int saved = errno;
-      g_dbus_method_invocation_return_error (invocation, FS_ENGINE_ERROR, FS_ENGINE_ERROR_FOLDER,
-                                             saved == ENOENT ? "The folder ‘%s’ does not exist"
-                                                             : "Cannot open the folder ‘%s’: %s",
-                                             config->local_path, g_strerror (saved));
-      return G_DBUS_METHOD_INVOCATION_HANDLED;
-    }
-  if (!g_file_test (resolved, G_FILE_TEST_IS_DIR))
-    {
-      g_dbus_method_invocation_return_error (invocation, FS_ENGINE_ERROR, FS_ENGINE_ERROR_FOLDER,
-                                             "‘%s’ is not a folder", config->local_path);
-      return G_DBUS_METHOD_INVOCATION_HANDLED;
-    }
-  g_free (config->local_path);
-  config->local_path = g_steal_pointer (&resolved);
-  if (!check_no_overlap (self, config->local_path, &error))
-    {
-      return_error (invocation, error);
-      return G_DBUS_METHOD_INVOCATION_HANDLED;
-    }
+  if (!check_local_path (self, invocation, config))
+    return G_DBUS_METHOD_INVOCATION_HANDLED;
 
   g_hash_table_add (self->pending_paths, g_strdup (config->local_path));
   data = g_new0 (AddFolderData, 1);
@@ -310,12 +399,86 @@ handle_remove_folder (FsDBusManager *iface, GDBusMethodInvocation *invocation,
   return G_DBUS_METHOD_INVOCATION_HANDLED;
 }
 
+typedef struct
+{
+  AddFolderData add;
+  gchar *token;
+} PairData;
+
+static void
+pair_data_free (PairData *data)
+{
+  explicit_bzero (data->token, strlen (data->token));
+  g_free (data->token);
+  g_object_unref (data->add.daemon);
+  g_object_unref (data->add.invocation);
+  fs_folder_config_free (data->add.config);
+  g_free (data);
+}
+
+/* Redeems the token (the envelope brings the key and settings), then checks
+ * the store and key as AddFolder does. */
+static void
+pair_thread (GTask *task, gpointer source, gpointer task_data, GCancellable *cancellable)
+{
+  PairData *data = task_data;
+  GError *error = NULL;
+  FsEngine *engine = NULL;
+
+  if (fs_folder_pairing_redeem (data->add.config, data->token, &error))
+    engine = fs_folder_open_engine (data->add.config, &error);
+  if (engine == NULL)
+    g_task_return_error (task, error);
+  else
+    g_task_return_pointer (task, engine, g_object_unref);
+}
+
 static gboolean
 handle_pair (FsDBusManager *iface, GDBusMethodInvocation *invocation, const gchar *token,
              const gchar *local_path, GVariant *options, FsDaemon *self)
 {
-  g_dbus_method_invocation_return_error_literal (
-    invocation, FS_DAEMON_ERROR, FS_DAEMON_ERROR_NOT_SUPPORTED, "Pair is not supported yet");
+  g_autoptr (GError) error = NULL;
+  g_autoptr (FsFolderConfig) config = NULL;
+  g_autoptr (GTask) task = NULL;
+  GVariantDict dict;
+  PairData *data;
+
+  if (self->shutting_down)
+    {
+      g_dbus_method_invocation_return_error_literal (
+        invocation, FS_DAEMON_ERROR, FS_DAEMON_ERROR_FAILED, "foldersyncd is shutting down");
+      return G_DBUS_METHOD_INVOCATION_HANDLED;
+    }
+  /* The options are AddFolder's store settings; the key comes from the token. */
+  g_variant_dict_init (&dict, options);
+  if (g_variant_dict_contains (&dict, "key-file") || g_variant_dict_contains (&dict, "local-path"))
+    {
+      g_variant_dict_clear (&dict);
+      g_dbus_method_invocation_return_error_literal (
+        invocation, FS_DAEMON_ERROR, FS_DAEMON_ERROR_INVALID_ARGUMENT,
+        "Pair takes the folder and key from its arguments and the token, not from options");
+      return G_DBUS_METHOD_INVOCATION_HANDLED;
+    }
+  g_variant_dict_insert (&dict, "local-path", "s", local_path);
+  config = fs_folder_config_new_from_variant (g_variant_dict_end (&dict), &error);
+  if (config == NULL)
+    {
+      return_error (invocation, error);
+      return G_DBUS_METHOD_INVOCATION_HANDLED;
+    }
+  if (!check_local_path (self, invocation, config))
+    return G_DBUS_METHOD_INVOCATION_HANDLED;
+
+  g_hash_table_add (self->pending_paths, g_strdup (config->local_path));
+  data = g_new0 (PairData, 1);
+  data->add.daemon = g_object_ref (self);
+  data->add.invocation = g_object_ref (invocation);
+  data->add.config = g_steal_pointer (&config);
+  data->token = g_strdup (token);
+  task = g_task_new (self, NULL, open_engine_done, NULL);
+  /* open_engine_done reads the AddFolderData at the start of PairData. */
+  g_task_set_task_data (task, data, (GDestroyNotify)pair_data_free);
+  g_task_run_in_thread (task, pair_thread);
   return G_DBUS_METHOD_INVOCATION_HANDLED;
 }
 

@@ -66,10 +66,18 @@ static const GDBusErrorEntry plugin_entries[] = {
   { FS_PLUGIN_ERROR_INVALID, FS_DBUS_ERROR_PREFIX "PluginInvalid" },
 };
 
+static const GDBusErrorEntry pairing_entries[] = {
+  { FS_PAIRING_ERROR_INVALID, FS_DBUS_ERROR_PREFIX "PairingInvalid" },
+  { FS_PAIRING_ERROR_NOT_FOUND, FS_DBUS_ERROR_PREFIX "PairingNotFound" },
+  { FS_PAIRING_ERROR_EXPIRED, FS_DBUS_ERROR_PREFIX "Expired" },
+  { FS_PAIRING_ERROR_FAILED, FS_DBUS_ERROR_PREFIX "PairingFailed" },
+};
+
 void
 fs_dbus_error_register (void)
 {
   static gsize storage_quark, crypto_quark, engine_quark, index_quark, daemon_quark, plugin_quark;
+  static gsize pairing_quark;
 
   g_dbus_error_register_error_domain ("fs-storage-error-quark", &storage_quark, storage_entries,
                                       G_N_ELEMENTS (storage_entries));
@@ -83,6 +91,8 @@ fs_dbus_error_register (void)
                                       G_N_ELEMENTS (daemon_entries));
   g_dbus_error_register_error_domain ("fs-plugin-error-quark", &plugin_quark, plugin_entries,
                                       G_N_ELEMENTS (plugin_entries));
+  g_dbus_error_register_error_domain ("fs-pairing-error-quark", &pairing_quark, pairing_entries,
+                                      G_N_ELEMENTS (pairing_entries));
 }
 
 GError *
@@ -97,7 +107,8 @@ fs_dbus_error_normalize (const GError *error)
     return g_error_new_literal (FS_DAEMON_ERROR, FS_DAEMON_ERROR_FAILED, error->message);
   if (error->domain == FS_STORAGE_ERROR || error->domain == FS_CRYPTO_ERROR
       || error->domain == FS_ENGINE_ERROR || error->domain == FS_INDEX_ERROR
-      || error->domain == FS_DAEMON_ERROR || error->domain == FS_PLUGIN_ERROR)
+      || error->domain == FS_DAEMON_ERROR || error->domain == FS_PLUGIN_ERROR
+      || error->domain == FS_PAIRING_ERROR)
     return g_error_copy (error);
   return g_error_new_literal (FS_DAEMON_ERROR, FS_DAEMON_ERROR_FAILED, error->message);
 }

@@ -4,7 +4,17 @@
  * the journal record, then the index row; a download writes a temp file,
  * fsyncs it, re-checks the local file, renames, fsyncs the directory, then
  * updates the index. A crash between steps leaves nothing that the next sync
- * does not find again. */
+ * does not find again.
+ *
+ * Transfers run in parallel (max_workers): before the actions, every file
+ * download is handed to a pool that decrypts it into a staging directory
+ * (.foldersync.tmp.staging-*, removed at the end of the sync and as a stale
+ * temp by the next one), and every file upload to the same pool that reads,
+ * seals and puts its object. The actions themselves still run one by one on
+ * the sync thread in path order: each takes its transfer's result (waiting
+ * for it if needed), re-checks the local file, then renames / appends the
+ * journal record / updates the index exactly as a sequential sync would. An
+ * upload whose record is never published has its object deleted. */
 #include "config.h"
 
 #include <errno.h>
@@ -35,6 +45,40 @@
 #define TRASH_DIR ".foldersync.trash"
 #define TEMP_TEMPLATE ".foldersync.tmp.XXXXXX"
 #define COPY_BUFFER_SIZE (256 * 1024)
+#define STAGING_TEMPLATE ".foldersync.tmp.staging-XXXXXX"
+#define DEFAULT_MAX_WORKERS 4
+#define PROGRESS_INTERVAL_US (250 * 1000)
+
+/* One transfer run ahead of the sequential pass by a worker of the pool: the
+ * fetch of a remote file into the staging directory, or the read, seal and
+ * put of a local file. The sequential pass only takes the result (in path
+ * order, waiting for it if needed) and still decides everything. */
+typedef enum {
+  TRANSFER_DOWNLOAD,
+  TRANSFER_UPLOAD,
+} TransferKind;
+
+typedef struct {
+  TransferKind kind;
+  const FsRecord *remote; /* download: borrowed from the sync's remote tree */
+  const FsEntry *local;   /* upload: borrowed from the scan */
+  FsRecord *record;       /* upload: the prepared record, its object written */
+  gchar *tmp;             /* download: the staged file */
+  struct stat st;         /* download: its stat */
+  GError *error;
+  gboolean object_read;
+  gboolean done; /* under FsEngine.lock */
+  gboolean taken;
+} Transfer;
+
+static void
+transfer_free (Transfer *t)
+{
+  g_clear_pointer (&t->record, fs_record_free);
+  g_free (t->tmp);
+  g_clear_error (&t->error);
+  g_free (t);
+}
 
 struct _FsEngine {
   GObject parent_instance;
@@ -52,6 +96,13 @@ struct _FsEngine {
   double delete_guard_share;
   guint delete_guard_min;
   gboolean confirm_deletes;
+  guint max_workers;
+  FsEngineProgressFunc progress_func;
+  gpointer progress_data;
+  GDestroyNotify progress_notify;
+  FsEngineEventFunc event_func;
+  gpointer event_data;
+  GDestroyNotify event_notify;
 
   /* Per sync run. */
   GHashTable *records;      /* version → FsRecord (borrowed from records_array) */
@@ -62,6 +113,19 @@ struct _FsEngine {
   FsSyncStats *stats;
   GPtrArray *messages;
   GCancellable *cancellable;
+
+  /* Per sync run: the worker pool and what it was given. Workers read the
+   * fields above (never the index, never @stats); everything they report is
+   * in their Transfer or under @lock. */
+  GThreadPool *pool;
+  GHashTable *fetches;  /* FsRecord* → Transfer (downloads) */
+  GHashTable *uploads;  /* FsEntry* → Transfer (uploads) */
+  gchar *staging;       /* absolute; NULL until a download is staged */
+  GMutex lock;
+  GCond cond;
+  guint64 bytes_moved;  /* under @lock */
+  FsSyncProgress progress;
+  gint64 last_progress_us;
 };
 
 G_DEFINE_FINAL_TYPE (FsEngine, fs_engine, G_TYPE_OBJECT)
@@ -81,6 +145,12 @@ fs_engine_finalize (GObject *object)
   g_free (self->device_name);
   if (self->lock_fd >= 0)
     close (self->lock_fd);
+  if (self->progress_notify != NULL)
+    self->progress_notify (self->progress_data);
+  if (self->event_notify != NULL)
+    self->event_notify (self->event_data);
+  g_mutex_clear (&self->lock);
+  g_cond_clear (&self->cond);
   G_OBJECT_CLASS (fs_engine_parent_class)->finalize (object);
 }
 
@@ -96,6 +166,70 @@ fs_engine_init (FsEngine *self)
   self->lock_fd = -1;
   self->delete_guard_share = 0.5;
   self->delete_guard_min = 10;
+  self->max_workers = DEFAULT_MAX_WORKERS;
+  g_mutex_init (&self->lock);
+  g_cond_init (&self->cond);
+}
+
+void
+fs_engine_set_progress_func (FsEngine *self, FsEngineProgressFunc func, gpointer user_data,
+                             GDestroyNotify notify)
+{
+  g_return_if_fail (FS_IS_ENGINE (self));
+  if (self->progress_notify != NULL)
+    self->progress_notify (self->progress_data);
+  self->progress_func = func;
+  self->progress_data = user_data;
+  self->progress_notify = notify;
+}
+
+void
+fs_engine_set_event_func (FsEngine *self, FsEngineEventFunc func, gpointer user_data,
+                          GDestroyNotify notify)
+{
+  g_return_if_fail (FS_IS_ENGINE (self));
+  if (self->event_notify != NULL)
+    self->event_notify (self->event_data);
+  self->event_func = func;
+  self->event_data = user_data;
+  self->event_notify = notify;
+}
+
+void
+fs_engine_set_max_workers (FsEngine *self, guint max_workers)
+{
+  g_return_if_fail (FS_IS_ENGINE (self));
+  self->max_workers = max_workers > 0 ? max_workers : DEFAULT_MAX_WORKERS;
+}
+
+static void
+emit_event (FsEngine *self, FsSyncEventType type, const gchar *path, const gchar *detail)
+{
+  if (self->event_func != NULL)
+    self->event_func (type, path, detail, self->event_data);
+}
+
+static void
+report_progress (FsEngine *self)
+{
+  guint64 moved;
+
+  if (self->progress_func == NULL)
+    return;
+  g_mutex_lock (&self->lock);
+  moved = self->bytes_moved;
+  g_mutex_unlock (&self->lock);
+  self->progress.bytes_done = MIN (moved, self->progress.bytes_total);
+  self->last_progress_us = g_get_monotonic_time ();
+  self->progress_func (&self->progress, self->progress_data);
+}
+
+static void
+add_bytes_moved (FsEngine *self, guint64 n)
+{
+  g_mutex_lock (&self->lock);
+  self->bytes_moved += n;
+  g_mutex_unlock (&self->lock);
 }
 
 const gchar *
@@ -362,6 +496,7 @@ fs_engine_new (const FsEngineConfig *config, GError **error)
     self->device_name = g_strdup (config->device_name);
   else
     self->device_name = g_strdup_printf ("%s-%.4s", g_get_host_name (), self->device_id);
+  fs_engine_set_max_workers (self, config->max_workers);
   return g_steal_pointer (&self);
 }
 
@@ -506,6 +641,7 @@ keep_as_conflict_copy (FsEngine *self, const gchar *abs, const gchar *disk_rel, 
   g_ptr_array_add (self->messages, g_strdup_printf ("Conflict: ‘%s’ %s; it is kept as ‘%s’",
                                                     disk_rel, why, copy_rel));
   g_message ("Conflict on ‘%s’ (%s); kept as ‘%s’", disk_rel, why, copy_rel);
+  emit_event (self, FS_SYNC_EVENT_CONFLICT, disk_rel, copy_rel);
   return TRUE;
 }
 
@@ -572,16 +708,16 @@ rename_unique (const gchar *src, const gchar *dst_base)
 /* Moves @disk_rel into .foldersync.trash/DAY/ inside the folder, under its
  * own path if possible, else under its base name; on another file system
  * (a mount point inside the folder) into a trash folder beside it. */
-static gboolean
-move_to_trash (FsEngine *self, const gchar *disk_rel, GError **error)
+gboolean
+fs_engine_move_to_trash (const gchar *root, const gchar *disk_rel, GError **error)
 {
   g_autoptr(GDateTime) now = g_date_time_new_now_utc ();
   g_autofree gchar *day = g_date_time_format (now, "%Y-%m-%d");
-  g_autofree gchar *src = abs_path (self, disk_rel);
+  g_autofree gchar *src = g_build_filename (root, disk_rel, NULL);
   g_autofree gchar *base = g_path_get_basename (disk_rel);
   g_autofree gchar *src_dir = g_path_get_dirname (src);
-  g_autofree gchar *nested = g_build_filename (self->root, TRASH_DIR, day, disk_rel, NULL);
-  g_autofree gchar *flat = g_build_filename (self->root, TRASH_DIR, day, base, NULL);
+  g_autofree gchar *nested = g_build_filename (root, TRASH_DIR, day, disk_rel, NULL);
+  g_autofree gchar *flat = g_build_filename (root, TRASH_DIR, day, base, NULL);
   g_autofree gchar *beside = g_build_filename (src_dir, TRASH_DIR, base, NULL);
   const gchar *candidates[] = { nested, flat, beside };
   int saved = 0;
@@ -594,6 +730,12 @@ move_to_trash (FsEngine *self, const gchar *disk_rel, GError **error)
       saved = errno;
     }
   return set_io_error (error, saved, "Cannot move to the trash", disk_rel);
+}
+
+static gboolean
+move_to_trash (FsEngine *self, const gchar *disk_rel, GError **error)
+{
+  return fs_engine_move_to_trash (self->root, disk_rel, error);
 }
 
 /* ---- index and journal updates ------------------------------------------ */
@@ -766,19 +908,70 @@ upload_file (FsEngine *self, const FsEntry *local, FsRecord *record, GError **er
       g_set_error (error, G_IO_ERROR, G_IO_ERROR_BUSY, "‘%s’ changed while it was synced", disk_rel);
       return FALSE;
     }
-  self->stats->objects_written++;
-  self->stats->files_up++;
-  self->stats->bytes_up += local->size;
+  add_bytes_moved (self, local->size);
   return TRUE;
+}
+
+/* Deletes the content object of @record (written, never published). */
+static void
+delete_unpublished (FsEngine *self, const FsRecord *record)
+{
+  g_autofree gchar *key = g_strconcat (self->prefix, record->object, NULL);
+  fs_storage_delete (self->storage, key, NULL);
+}
+
+/* Blocks until a worker finished @t; reports progress meanwhile. Sync thread. */
+static void
+wait_transfer (FsEngine *self, Transfer *t)
+{
+  g_mutex_lock (&self->lock);
+  while (!t->done)
+    {
+      gint64 deadline = g_get_monotonic_time () + PROGRESS_INTERVAL_US;
+      if (!g_cond_wait_until (&self->cond, &self->lock, deadline) && !t->done)
+        {
+          g_mutex_unlock (&self->lock);
+          report_progress (self);
+          g_mutex_lock (&self->lock);
+        }
+    }
+  g_mutex_unlock (&self->lock);
+  t->taken = TRUE;
 }
 
 static gboolean
 do_upload (FsEngine *self, const FsEntry *local, const FsRecord *remote, GError **error)
 {
-  g_autoptr(FsRecord) record = fs_record_new ();
+  g_autoptr(FsRecord) record = NULL;
   g_autoptr(FsEntry) base = NULL;
+  Transfer *t = NULL;
 
-  record->version = random_id (16);
+  if (local->kind == FS_KIND_FILE && self->uploads != NULL)
+    t = g_hash_table_lookup (self->uploads, local);
+  if (t != NULL && !t->taken)
+    {
+      wait_transfer (self, t);
+      if (t->error != NULL)
+        {
+          g_propagate_error (error, g_steal_pointer (&t->error));
+          return FALSE;
+        }
+      record = g_steal_pointer (&t->record);
+      /* Read by a worker a moment ago; published only if the file is still
+       * what the scan saw now, as a sequential upload would check. */
+      if (!local_unchanged (self, local, local->path, fs_entry_disk_path (local)))
+        {
+          delete_unpublished (self, record);
+          g_set_error (error, G_IO_ERROR, G_IO_ERROR_BUSY, "‘%s’ changed while it was synced",
+                       fs_entry_disk_path (local));
+          return FALSE;
+        }
+    }
+  else
+    {
+      record = fs_record_new ();
+      record->version = random_id (16);
+    }
   record->replaces = remote != NULL ? g_strdup (remote->version) : NULL;
   record->path = g_strdup (fs_entry_disk_path (local));
   record->kind = local->kind;
@@ -787,8 +980,11 @@ do_upload (FsEngine *self, const FsEntry *local, const FsRecord *remote, GError 
   switch (local->kind)
     {
     case FS_KIND_FILE:
-      if (!upload_file (self, local, record, error))
+      if (record->object == NULL && !upload_file (self, local, record, error))
         return FALSE;
+      self->stats->objects_written++;
+      self->stats->files_up++;
+      self->stats->bytes_up += local->size;
       break;
     case FS_KIND_SYMLINK:
       record->target = g_strdup (local->target);
@@ -845,15 +1041,15 @@ check_object_header (GBytes *header, const FsRecord *remote, GError **error)
   return FALSE;
 }
 
-/* Decrypts @remote's object into a temp file next to @disk_rel; returns its
- * absolute name, fsynced, with mode and mtime set, and its stat in @st. */
+/* Decrypts @remote's object into a temp file in directory @dir (@disk_rel
+ * names the file in messages); returns its absolute name, fsynced, with mode
+ * and mtime set, and its stat in @st. @object_read: whether the object was
+ * fetched. Any thread: touches neither the index nor the stats. */
 static gchar *
-fetch_to_temp (FsEngine *self, const FsRecord *remote, const gchar *disk_rel, struct stat *st,
-               GError **error)
+fetch_to_temp (FsEngine *self, const FsRecord *remote, const gchar *dir, const gchar *disk_rel,
+               struct stat *st, gboolean *object_read, GError **error)
 {
   g_autofree gchar *key = g_strconcat (self->prefix, remote->object, NULL);
-  g_autofree gchar *abs = abs_path (self, disk_rel);
-  g_autofree gchar *dir = g_path_get_dirname (abs);
   g_autofree gchar *tmp = g_build_filename (dir, TEMP_TEMPLATE, NULL);
   g_autoptr(GInputStream) in = NULL;
   g_autoptr(GInputStream) plain = NULL;
@@ -869,7 +1065,7 @@ fetch_to_temp (FsEngine *self, const FsRecord *remote, const gchar *disk_rel, st
   in = fs_storage_get (self->storage, key, 0, -1, error);
   if (in == NULL)
     return NULL;
-  self->stats->objects_read++;
+  *object_read = TRUE;
   plain = fs_crypto_open_stream (self->crypto, in, &header, self->cancellable, error);
   if (plain == NULL || !check_object_header (header, remote, error))
     return NULL;
@@ -898,6 +1094,7 @@ fetch_to_temp (FsEngine *self, const FsRecord *remote, const gchar *disk_rel, st
         break;
       gcry_md_write (md, buf, (size_t) n);
       total += (guint64) n;
+      add_bytes_moved (self, (guint64) n);
       for (gssize off = 0; off < n;)
         {
           gssize w = write (fd, buf + off, (size_t) (n - off));
@@ -1000,12 +1197,49 @@ write_remote_entry (FsEngine *self, const FsRecord *remote, const gchar *disk_re
                     const FsEntry *scanned, struct stat *st, GError **error)
 {
   g_autofree gchar *tmp = NULL;
+  g_autofree gchar *target = abs_path (self, disk_rel);
 
   if (remote->kind == FS_KIND_FILE)
     {
-      tmp = fetch_to_temp (self, remote, disk_rel, st, error);
+      Transfer *t = self->fetches != NULL ? g_hash_table_lookup (self->fetches, remote) : NULL;
+      g_autofree gchar *dir = g_path_get_dirname (target);
+      gboolean object_read = FALSE;
+
+      if (t != NULL && !t->taken)
+        {
+          struct stat dir_st;
+
+          wait_transfer (self, t);
+          if (t->object_read)
+            self->stats->objects_read++;
+          /* A full disk while other downloads were staged at the same time
+           * may have room now that they are placed or gone: fetch once more,
+           * alone, below. */
+          if (g_error_matches (t->error, G_IO_ERROR, G_IO_ERROR_NO_SPACE))
+            g_clear_error (&t->error);
+          else if (t->error != NULL)
+            {
+              g_propagate_error (error, g_steal_pointer (&t->error));
+              return FALSE;
+            }
+          tmp = g_steal_pointer (&t->tmp);
+          *st = t->st;
+          /* Staged on another file system (a mount inside the folder): a
+           * rename cannot place it; fetch again beside the target. */
+          if (tmp != NULL && (stat (dir, &dir_st) != 0 || dir_st.st_dev != st->st_dev))
+            {
+              g_unlink (tmp);
+              g_clear_pointer (&tmp, g_free);
+            }
+        }
       if (tmp == NULL)
-        return FALSE;
+        {
+          tmp = fetch_to_temp (self, remote, dir, disk_rel, st, &object_read, error);
+          if (object_read)
+            self->stats->objects_read++;
+          if (tmp == NULL)
+            return FALSE;
+        }
     }
   else
     {
@@ -1031,7 +1265,7 @@ write_remote_entry (FsEngine *self, const FsRecord *remote, const gchar *disk_re
     }
   if (!place_file (self, tmp, disk_rel, scanned, error))
     return FALSE;
-  fsync_dir_of (tmp);
+  fsync_dir_of (target);
   return TRUE;
 }
 
@@ -1058,6 +1292,7 @@ keep_remote_beside_dir (FsEngine *self, const FsEntry *dir, const FsRecord *remo
                    g_strdup_printf ("Conflict: ‘%s’ is a directory with content here but not on "
                                     "another device; the other version is kept as ‘%s’",
                                     disk_rel, copy_rel));
+  emit_event (self, FS_SYNC_EVENT_CONFLICT, disk_rel, copy_rel);
   if (!do_upload (self, dir, remote, error))
     return FALSE;
   /* The copy is a new path: publish it now, so every device has it. */
@@ -1219,6 +1454,7 @@ do_conflict (FsEngine *self, const gchar *path, const FsEntry *local, const FsRe
                                     "is kept as ‘%s’",
                                     disk_rel, copy_rel));
   g_message ("Conflict on ‘%s’; local version kept as ‘%s’", disk_rel, copy_rel);
+  emit_event (self, FS_SYNC_EVENT_CONFLICT, disk_rel, copy_rel);
 
   /* The path is now empty locally: take the remote version there. */
   if (!do_download (self, path, NULL, remote, error))
@@ -1232,7 +1468,149 @@ do_conflict (FsEngine *self, const gchar *path, const FsEntry *local, const FsRe
   g_free (moved->disk_path);
   moved->path = fs_path_normalize (copy_rel);
   moved->disk_path = g_strcmp0 (moved->path, copy_rel) != 0 ? g_strdup (copy_rel) : NULL;
-  return do_upload (self, moved, g_hash_table_lookup (self->remote, moved->path), error);
+  if (!do_upload (self, moved, g_hash_table_lookup (self->remote, moved->path), error))
+    return FALSE;
+  emit_event (self, FS_SYNC_EVENT_FILE_SYNCED, moved->path, "up");
+  return TRUE;
+}
+
+/* ---- parallel transfers ------------------------------------------------- */
+
+/* A worker of the pool: the heavy I/O of one transfer, nothing else. */
+static void
+transfer_run (gpointer data, gpointer user_data)
+{
+  Transfer *t = data;
+  FsEngine *self = user_data;
+
+  if (!g_cancellable_set_error_if_cancelled (self->cancellable, &t->error))
+    {
+      if (t->kind == TRANSFER_DOWNLOAD)
+        t->tmp = fetch_to_temp (self, t->remote, self->staging, t->remote->path, &t->st,
+                                &t->object_read, &t->error);
+      else
+        {
+          t->record = fs_record_new ();
+          t->record->version = random_id (16);
+          if (!upload_file (self, t->local, t->record, &t->error))
+            g_clear_pointer (&t->record, fs_record_free);
+        }
+    }
+  g_mutex_lock (&self->lock);
+  t->done = TRUE;
+  g_cond_broadcast (&self->cond);
+  g_mutex_unlock (&self->lock);
+}
+
+/* Removes a staging directory (flat: only staged files inside) or a stale
+ * temp file. */
+static void
+remove_temp (const gchar *abs)
+{
+  g_autoptr(GDir) dir = NULL;
+  const gchar *name;
+
+  if (g_unlink (abs) == 0 || (errno != EISDIR && errno != EPERM))
+    return;
+  dir = g_dir_open (abs, 0, NULL);
+  if (dir == NULL)
+    return;
+  while ((name = g_dir_read_name (dir)) != NULL)
+    {
+      g_autofree gchar *child = g_build_filename (abs, name, NULL);
+      g_unlink (child);
+    }
+  g_rmdir (abs);
+}
+
+/* Hands every planned file transfer to the pool, in path order (the order
+ * the sequential pass takes them). Counts them in self->progress. */
+static gboolean
+start_transfers (FsEngine *self, GPtrArray *paths, GArray *actions, GError **error)
+{
+  g_autoptr(GPtrArray) queue = g_ptr_array_new ();
+
+  self->fetches = g_hash_table_new_full (g_direct_hash, g_direct_equal, NULL,
+                                         (GDestroyNotify) transfer_free);
+  self->uploads = g_hash_table_new_full (g_direct_hash, g_direct_equal, NULL,
+                                         (GDestroyNotify) transfer_free);
+  for (guint i = 0; i < paths->len; i++)
+    {
+      const gchar *path = g_ptr_array_index (paths, i);
+      FsActionType action = g_array_index (actions, FsActionType, i);
+      FsEntry *local = g_hash_table_lookup (self->local, path);
+      FsRecord *remote = g_hash_table_lookup (self->remote, path);
+      Transfer *t;
+
+      if (action == FS_ACTION_UPLOAD && local != NULL && local->kind == FS_KIND_FILE &&
+          !g_hash_table_contains (self->uploads, local))
+        {
+          t = g_new0 (Transfer, 1);
+          t->kind = TRANSFER_UPLOAD;
+          t->local = local;
+          g_hash_table_insert (self->uploads, local, t);
+          self->progress.pending_uploads++;
+          self->progress.bytes_total += local->size;
+        }
+      else if ((action == FS_ACTION_DOWNLOAD || action == FS_ACTION_CONFLICT) && remote != NULL &&
+               remote->kind == FS_KIND_FILE && !g_hash_table_contains (self->fetches, remote))
+        {
+          t = g_new0 (Transfer, 1);
+          t->kind = TRANSFER_DOWNLOAD;
+          t->remote = remote;
+          g_hash_table_insert (self->fetches, remote, t);
+          self->progress.pending_downloads++;
+          self->progress.bytes_total += remote->size;
+        }
+      else
+        continue;
+      g_ptr_array_add (queue, t);
+    }
+  self->progress.files_total = self->progress.pending_uploads + self->progress.pending_downloads;
+  if (queue->len == 0)
+    return TRUE;
+
+  if (g_hash_table_size (self->fetches) > 0)
+    {
+      g_autofree gchar *staging = g_build_filename (self->root, STAGING_TEMPLATE, NULL);
+      if (g_mkdtemp_full (staging, 0700) == NULL)
+        return set_io_error (error, errno, "Cannot create a staging directory in", self->root);
+      self->staging = g_steal_pointer (&staging);
+    }
+  self->pool = g_thread_pool_new (transfer_run, self, (gint) self->max_workers, FALSE, error);
+  if (self->pool == NULL)
+    return FALSE;
+  for (guint i = 0; i < queue->len; i++)
+    if (!g_thread_pool_push (self->pool, g_ptr_array_index (queue, i), error))
+      return FALSE;
+  return TRUE;
+}
+
+/* Stops the pool (dropping what no worker started), deletes the objects of
+ * uploads that were never published and the staging directory. */
+static void
+finish_transfers (FsEngine *self)
+{
+  GHashTableIter iter;
+  gpointer value;
+
+  if (self->pool != NULL)
+    g_thread_pool_free (g_steal_pointer (&self->pool), TRUE, TRUE);
+  if (self->uploads != NULL)
+    {
+      g_hash_table_iter_init (&iter, self->uploads);
+      while (g_hash_table_iter_next (&iter, NULL, &value))
+        {
+          Transfer *t = value;
+          if (t->record != NULL)
+            delete_unpublished (self, t->record);
+        }
+    }
+  g_clear_pointer (&self->uploads, g_hash_table_unref);
+  g_clear_pointer (&self->fetches, g_hash_table_unref);
+  if (self->staging != NULL)
+    remove_temp (self->staging);
+  g_clear_pointer (&self->staging, g_free);
 }
 
 /* ---- the sync run ------------------------------------------------------- */
@@ -1415,6 +1793,10 @@ fs_engine_sync (FsEngine *self, gboolean audit, FsSyncStats *stats, GPtrArray *m
 
   if (!check_folder (self->root, error))
     return FALSE;
+  memset (&self->progress, 0, sizeof self->progress);
+  self->bytes_moved = 0;
+  self->progress.phase = FS_SYNC_PHASE_SCANNING;
+  report_progress (self);
 
   /* 1. What changed remotely: only journal records after our cursors. */
   if (!fs_journal_fetch (self->storage, self->crypto, self->prefix, self->index, audit, &jstats,
@@ -1448,7 +1830,7 @@ fs_engine_sync (FsEngine *self, gboolean audit, FsSyncStats *stats, GPtrArray *m
     {
       g_autofree gchar *abs = abs_path (self, g_ptr_array_index (scan->stale_temps, i));
       g_debug ("removing the stale temp file %s", abs);
-      g_unlink (abs);
+      remove_temp (abs);
     }
   stats->files_hashed = scan->stats.files_hashed;
   stats->deferred = scan->stats.deferred;
@@ -1504,18 +1886,58 @@ fs_engine_sync (FsEngine *self, gboolean audit, FsSyncStats *stats, GPtrArray *m
   self->stats = stats;
   self->messages = messages;
   self->cancellable = cancellable;
+  self->progress.phase = FS_SYNC_PHASE_TRANSFERRING;
+  /* The heavy I/O of file transfers runs ahead in the pool; the decisions
+   * and the commits below stay sequential, in this thread. */
+  ok = start_transfers (self, paths, actions, error);
+  report_progress (self);
   for (guint pass = 0; pass < 2 && ok; pass++)
     for (guint n = 0; n < paths->len && ok; n++)
       {
         guint i = pass == 0 ? n : paths->len - 1 - n;
         const gchar *path = g_ptr_array_index (paths, i);
         FsActionType action = g_array_index (actions, FsActionType, i);
+        FsEntry *l = g_hash_table_lookup (self->local, path);
+        FsRecord *r = g_hash_table_lookup (self->remote, path);
         g_autoptr(GError) local_error = NULL;
+        gboolean done;
 
         if ((action == FS_ACTION_DELETE_LOCAL || action == FS_ACTION_DELETE_REMOTE) != (pass == 1))
           continue;
-        if (run_action (self, path, action, &local_error))
-          continue;
+        if (action != FS_ACTION_NOTHING &&
+            g_cancellable_set_error_if_cancelled (cancellable, error))
+          {
+            ok = FALSE;
+            break;
+          }
+        done = run_action (self, path, action, &local_error);
+        if (action == FS_ACTION_UPLOAD && l != NULL && g_hash_table_contains (self->uploads, l))
+          {
+            self->progress.files_done++;
+            self->progress.pending_uploads--;
+          }
+        else if ((action == FS_ACTION_DOWNLOAD || action == FS_ACTION_CONFLICT) && r != NULL &&
+                 g_hash_table_contains (self->fetches, r))
+          {
+            self->progress.files_done++;
+            self->progress.pending_downloads--;
+          }
+        if (action != FS_ACTION_NOTHING && action != FS_ACTION_RECORD &&
+            action != FS_ACTION_FORGET)
+          report_progress (self);
+        if (done)
+          {
+            static const gchar *const directions[] = {
+              [FS_ACTION_UPLOAD] = "up",
+              [FS_ACTION_DOWNLOAD] = "down",
+              [FS_ACTION_CONFLICT] = "down",
+              [FS_ACTION_DELETE_REMOTE] = "deleted-remote",
+              [FS_ACTION_DELETE_LOCAL] = "deleted-local",
+            };
+            if ((guint) action < G_N_ELEMENTS (directions) && directions[action] != NULL)
+              emit_event (self, FS_SYNC_EVENT_FILE_SYNCED, path, directions[action]);
+            continue;
+          }
         if (is_fatal (local_error))
           {
             g_propagate_error (error, g_steal_pointer (&local_error));
@@ -1538,6 +1960,7 @@ fs_engine_sync (FsEngine *self, gboolean audit, FsSyncStats *stats, GPtrArray *m
               g_ptr_array_add (messages, g_strdup_printf ("‘%s’: %s", path, local_error->message));
           }
       }
+  finish_transfers (self);
   self->records = NULL;
   self->remote = NULL;
   self->local = NULL;

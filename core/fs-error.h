@@ -10,6 +10,7 @@ G_BEGIN_DECLS
 #define FS_ENGINE_ERROR (fs_engine_error_quark ())
 #define FS_INDEX_ERROR (fs_index_error_quark ())
 #define FS_PLUGIN_ERROR (fs_plugin_error_quark ())
+#define FS_PAIRING_ERROR (fs_pairing_error_quark ())
 
 typedef enum {
   FS_STORAGE_ERROR_FAILED,
@@ -53,10 +54,18 @@ typedef enum {
   FS_PLUGIN_ERROR_INVALID,
 } FsPluginError;
 
+typedef enum {
+  FS_PAIRING_ERROR_INVALID,   /* malformed or mistyped token (caught locally), bad argument */
+  FS_PAIRING_ERROR_NOT_FOUND, /* no envelope for this token: used, cleaned up, or never issued */
+  FS_PAIRING_ERROR_EXPIRED,   /* the envelope's expiry has passed (by the reader's clock) */
+  FS_PAIRING_ERROR_FAILED,    /* damaged or modified envelope, key derivation failure */
+} FsPairingError;
+
 GQuark fs_storage_error_quark (void);
 GQuark fs_crypto_error_quark (void);
 GQuark fs_engine_error_quark (void);
 GQuark fs_index_error_quark (void);
 GQuark fs_plugin_error_quark (void);
+GQuark fs_pairing_error_quark (void);
 
 G_END_DECLS

@@ -3,6 +3,7 @@
 #include "fs-folder-config.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
 #include <glib/gstdio.h>
 #include <json-glib/json-glib.h>
@@ -540,8 +541,31 @@ fs_folder_config_delete (const gchar *id, GError **error)
   json_path = config_path (id, "folders", ".json");
   key_path = config_path (id, "secrets", ".key");
   secret_path = config_path (id, "secrets", ".s3-secret");
-  return remove_if_exists (json_path, error) && remove_if_exists (key_path, error)
-         && remove_if_exists (secret_path, error);
+  /* The key may be the only copy there is: without it the store can never be
+   * read again. It is kept under secrets/removed/, never deleted. */
+  if (g_file_test (key_path, G_FILE_TEST_EXISTS))
+    {
+      g_autofree gchar *removed_dir = g_build_filename (fs_folder_config_get_base_dir (), "secrets",
+                                                        "removed", NULL);
+      g_autofree gchar *kept = NULL;
+      g_autofree gchar *name = g_strconcat (id, ".key", NULL);
+
+      if (g_mkdir_with_parents (removed_dir, 0700) != 0)
+        {
+          g_set_error (error, G_IO_ERROR, g_io_error_from_errno (errno),
+                       "Cannot keep the key of folder %s: %s", id, g_strerror (errno));
+          return FALSE;
+        }
+      kept = g_build_filename (removed_dir, name, NULL);
+      if (rename (key_path, kept) != 0)
+        {
+          g_set_error (error, G_IO_ERROR, g_io_error_from_errno (errno),
+                       "Cannot keep the key of folder %s: %s", id, g_strerror (errno));
+          return FALSE;
+        }
+      g_message ("The key of removed folder %s is kept in %s", id, kept);
+    }
+  return remove_if_exists (json_path, error) && remove_if_exists (secret_path, error);
 }
 
 /* ---- opening the store --------------------------------------------------- */

@@ -1,9 +1,16 @@
 /* FsFolder: a synced folder inside foldersyncd. The main loop owns all state;
  * fs_engine_new() and fs_engine_sync() run in a GTask worker thread, one at
  * a time. A batch or poll tick arriving during a sync sets "again", so
- * exactly one more sync follows however many arrive. */
+ * exactly one more sync follows however many arrive. The engine's progress
+ * and per-file events come from that thread; they are queued under a mutex
+ * and applied on the main context at most about four times a second. */
 #include "fs-folder.h"
+#include "fs-folder-pairing.h"
+#include "fs-pairing.h"
 
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
 #include <string.h>
 #include <glib/gstdio.h>
 
@@ -37,7 +44,18 @@ struct _FsFolder
   guint64 n_started;
   guint64 n_syncs;
   GPtrArray *waiters; /* GTask of fs_folder_wait_async() */
+
+  /* Filled by the sync thread, drained on @context (under @ui_lock). */
+  GMainContext *context;
+  GMutex ui_lock;
+  FsSyncProgress ui_progress;
+  gboolean ui_progress_set;
+  GPtrArray *ui_events; /* (type as string, path, detail) triples */
+  GSource *ui_source;
+  gint64 ui_last_us;
 };
+
+#define UI_INTERVAL_US (250 * 1000)
 
 G_DEFINE_TYPE (FsFolder, fs_folder, G_TYPE_OBJECT)
 
@@ -109,9 +127,110 @@ sync_job_free (SyncJob *job)
   g_free (job);
 }
 
+/* ---- progress and events, from the sync thread to the bus --------------- */
+
+static gboolean on_ui_flush (gpointer user_data);
+
+/* Under ui_lock: makes sure a flush is scheduled, no sooner than
+ * UI_INTERVAL_US after the last one. */
+static void
+schedule_ui_flush (FsFolder *self)
+{
+  gint64 wait_us;
+
+  if (self->ui_source != NULL)
+    return;
+  wait_us = self->ui_last_us + UI_INTERVAL_US - g_get_monotonic_time ();
+  self->ui_source = g_timeout_source_new (wait_us > 0 ? (guint)(wait_us / 1000) : 0);
+  g_source_set_callback (self->ui_source, on_ui_flush, g_object_ref (self), g_object_unref);
+  g_source_attach (self->ui_source, self->context);
+}
+
+static void
+on_engine_progress (const FsSyncProgress *progress, gpointer user_data)
+{
+  FsFolder *self = user_data;
+
+  g_mutex_lock (&self->ui_lock);
+  self->ui_progress = *progress;
+  self->ui_progress_set = TRUE;
+  schedule_ui_flush (self);
+  g_mutex_unlock (&self->ui_lock);
+}
+
+static void
+on_engine_event (FsSyncEventType type, const gchar *path, const gchar *detail, gpointer user_data)
+{
+  FsFolder *self = user_data;
+
+  g_mutex_lock (&self->ui_lock);
+  g_ptr_array_add (self->ui_events, g_strdup (type == FS_SYNC_EVENT_CONFLICT ? "c" : "f"));
+  g_ptr_array_add (self->ui_events, g_strdup (path));
+  g_ptr_array_add (self->ui_events, g_strdup (detail));
+  schedule_ui_flush (self);
+  g_mutex_unlock (&self->ui_lock);
+}
+
+static void set_state (FsFolder *self, const gchar *state);
+
+/* Main context: applies the latest progress (while a sync runs) and emits
+ * the queued signals in order. */
+static void
+flush_ui (FsFolder *self)
+{
+  g_autoptr (GPtrArray) events = NULL;
+  g_autoptr (GSource) source = NULL;
+  FsSyncProgress progress;
+  gboolean progress_set;
+
+  g_mutex_lock (&self->ui_lock);
+  events = g_steal_pointer (&self->ui_events);
+  self->ui_events = g_ptr_array_new_with_free_func (g_free);
+  progress = self->ui_progress;
+  progress_set = self->ui_progress_set;
+  self->ui_progress_set = FALSE;
+  source = g_steal_pointer (&self->ui_source);
+  self->ui_last_us = g_get_monotonic_time ();
+  g_mutex_unlock (&self->ui_lock);
+
+  if (source != NULL)
+    g_source_destroy (source);
+  if (self->iface == NULL)
+    return;
+  if (progress_set && self->syncing)
+    {
+      fs_dbus_folder_set_progress (self->iface,
+                                   g_variant_new ("(tttt)", (guint64)progress.files_done,
+                                                  (guint64)progress.files_total,
+                                                  progress.bytes_done, progress.bytes_total));
+      fs_dbus_folder_set_pending_uploads (self->iface, progress.pending_uploads);
+      fs_dbus_folder_set_pending_downloads (self->iface, progress.pending_downloads);
+      set_state (self, progress.phase == FS_SYNC_PHASE_SCANNING ? "scanning" : "syncing");
+    }
+  for (guint i = 0; i + 2 < events->len; i += 3)
+    {
+      const gchar *type = g_ptr_array_index (events, i);
+      const gchar *path = g_ptr_array_index (events, i + 1);
+      const gchar *detail = g_ptr_array_index (events, i + 2);
+
+      if (type[0] == 'c')
+        fs_dbus_folder_emit_conflict_detected (self->iface, path, detail);
+      else
+        fs_dbus_folder_emit_file_synced (self->iface, path, detail);
+    }
+}
+
+static gboolean
+on_ui_flush (gpointer user_data)
+{
+  flush_ui (FS_FOLDER (user_data));
+  return G_SOURCE_REMOVE;
+}
+
 static void
 sync_thread (GTask *task, gpointer source, gpointer task_data, GCancellable *cancellable)
 {
+  FsFolder *self = FS_FOLDER (source);
   SyncJob *job = task_data;
   GError *error = NULL;
   gboolean ok;
@@ -126,7 +245,13 @@ sync_thread (GTask *task, gpointer source, gpointer task_data, GCancellable *can
         }
     }
   fs_engine_set_confirm_deletes (job->engine, job->confirm);
+  fs_engine_set_max_workers (job->engine, job->config->max_workers);
+  /* The task holds @self for as long as this runs; unset before it ends. */
+  fs_engine_set_progress_func (job->engine, on_engine_progress, self, NULL);
+  fs_engine_set_event_func (job->engine, on_engine_event, self, NULL);
   ok = fs_engine_sync (job->engine, FALSE, &job->stats, job->messages, cancellable, &error);
+  fs_engine_set_progress_func (job->engine, NULL, NULL, NULL);
+  fs_engine_set_event_func (job->engine, NULL, NULL, NULL);
   fs_engine_set_confirm_deletes (job->engine, FALSE);
   if (!ok)
     g_task_return_error (task, error);
@@ -166,6 +291,8 @@ sync_done (GObject *source, GAsyncResult *result, gpointer user_data)
   gboolean ok;
 
   ok = g_task_propagate_boolean (task, &error);
+  /* What the sync thread queued last, before the final values below. */
+  flush_ui (self);
   self->syncing = FALSE;
   g_clear_object (&self->cancellable);
   if (self->engine == NULL && job->engine != NULL)
@@ -267,7 +394,7 @@ start_sync (FsFolder *self)
   self->syncing = TRUE;
   self->n_started++;
   self->cancellable = g_cancellable_new ();
-  set_state (self, "syncing");
+  set_state (self, "scanning");
   g_debug ("Folder %s: sync %" G_GUINT64_FORMAT " starts", self->config->id, self->n_started);
 
   task = g_task_new (self, self->cancellable, sync_done, NULL);
@@ -542,6 +669,202 @@ list_conflicts_done (GObject *source, GAsyncResult *result, gpointer user_data)
   fs_dbus_folder_complete_list_conflicts (self->iface, invocation, conflicts);
 }
 
+/* A plain free name for the copy of @orig_rel: "name (2).ext", "name (3).ext"…
+ * (the extension split as fs_conflict_name() does). */
+static gchar *
+plain_name (const gchar *orig_rel, guint n)
+{
+  const gchar *slash = strrchr (orig_rel, '/');
+  const gchar *base = slash != NULL ? slash + 1 : orig_rel;
+  const gchar *dot = strrchr (base, '.');
+
+  if (dot == NULL || dot == base || dot[1] == '\0')
+    return g_strdup_printf ("%s (%u)", orig_rel, n);
+  return g_strdup_printf ("%.*s (%u)%s", (int)(dot - orig_rel), orig_rel, n, dot);
+}
+
+static gboolean
+resolve_io_error (GError **error, const gchar *what, const gchar *rel)
+{
+  int saved = errno;
+  g_set_error (error, G_IO_ERROR, g_io_error_from_errno (saved), "%s ‘%s’: %s", what, rel,
+               g_strerror (saved));
+  return FALSE;
+}
+
+gboolean
+fs_folder_resolve_conflict_sync (const gchar *root, const gchar *path, const gchar *keep,
+                                 gchar **out_result, GCancellable *cancellable, GError **error)
+{
+  g_autoptr (GVariant) pairs = NULL;
+  g_autofree gchar *orig = NULL;
+  g_autofree gchar *copy = NULL;
+  g_autofree gchar *orig_abs = NULL;
+  g_autofree gchar *copy_abs = NULL;
+  guint matches_orig = 0;
+  GVariantIter iter;
+  const gchar *o, *c;
+
+  if (path == NULL || *path == '\0' || g_path_is_absolute (path))
+    {
+      g_set_error (error, FS_DAEMON_ERROR, FS_DAEMON_ERROR_INVALID_ARGUMENT,
+                   "‘%s’ is not a path relative to the folder", path != NULL ? path : "");
+      return FALSE;
+    }
+  pairs = fs_folder_list_conflicts_sync (root, cancellable, error);
+  if (pairs == NULL)
+    return FALSE;
+  /* The copy as ListConflicts names it; or an original with exactly one copy. */
+  g_variant_iter_init (&iter, pairs);
+  while (g_variant_iter_next (&iter, "(&s&s)", &o, &c))
+    {
+      if (g_strcmp0 (c, path) == 0)
+        {
+          g_free (orig);
+          g_free (copy);
+          orig = g_strdup (o);
+          copy = g_strdup (c);
+          matches_orig = 0;
+          break;
+        }
+      if (g_strcmp0 (o, path) == 0)
+        {
+          matches_orig++;
+          g_free (orig);
+          g_free (copy);
+          orig = g_strdup (o);
+          copy = g_strdup (c);
+        }
+    }
+  if (copy == NULL)
+    {
+      g_set_error (error, FS_DAEMON_ERROR, FS_DAEMON_ERROR_NOT_FOUND,
+                   "‘%s’ is not a conflict copy, nor a file with one", path);
+      return FALSE;
+    }
+  if (matches_orig > 1)
+    {
+      g_set_error (error, FS_DAEMON_ERROR, FS_DAEMON_ERROR_INVALID_ARGUMENT,
+                   "‘%s’ has %u conflict copies: name the copy to resolve", path, matches_orig);
+      return FALSE;
+    }
+
+  orig_abs = g_build_filename (root, orig, NULL);
+  copy_abs = g_build_filename (root, copy, NULL);
+  if (g_strcmp0 (keep, "mine") == 0)
+    {
+      GStatBuf st;
+
+      /* A file replaces a file in one step; a directory in the way goes to
+       * the trash first (rename() cannot replace a non-empty one). */
+      if (g_lstat (orig_abs, &st) == 0 && S_ISDIR (st.st_mode)
+          && !fs_engine_move_to_trash (root, orig, error))
+        return FALSE;
+      if (rename (copy_abs, orig_abs) != 0)
+        return resolve_io_error (error, "Cannot put the conflict copy in place of", orig);
+      if (out_result != NULL)
+        *out_result = g_steal_pointer (&orig);
+      return TRUE;
+    }
+  if (g_strcmp0 (keep, "theirs") == 0)
+    {
+      if (!fs_engine_move_to_trash (root, copy, error))
+        return FALSE;
+      if (out_result != NULL)
+        *out_result = g_steal_pointer (&orig);
+      return TRUE;
+    }
+  if (g_strcmp0 (keep, "both") == 0)
+    {
+      for (guint n = 2; n < 10000; n++)
+        {
+          g_autofree gchar *name = plain_name (orig, n);
+          g_autofree gchar *abs = g_build_filename (root, name, NULL);
+
+          if (renameat2 (AT_FDCWD, copy_abs, AT_FDCWD, abs, RENAME_NOREPLACE) == 0)
+            {
+              if (out_result != NULL)
+                *out_result = g_steal_pointer (&name);
+              return TRUE;
+            }
+          if (errno == EINVAL || errno == ENOSYS)
+            {
+              if (g_file_test (abs, G_FILE_TEST_EXISTS | G_FILE_TEST_IS_SYMLINK))
+                continue;
+              if (rename (copy_abs, abs) == 0)
+                {
+                  if (out_result != NULL)
+                    *out_result = g_steal_pointer (&name);
+                  return TRUE;
+                }
+            }
+          if (errno != EEXIST)
+            return resolve_io_error (error, "Cannot rename the conflict copy", copy);
+        }
+      g_set_error (error, FS_DAEMON_ERROR, FS_DAEMON_ERROR_FAILED,
+                   "No free name for the conflict copy ‘%s’", copy);
+      return FALSE;
+    }
+  g_set_error (error, FS_DAEMON_ERROR, FS_DAEMON_ERROR_INVALID_ARGUMENT,
+               "keep must be “mine”, “theirs” or “both”, not “%s”", keep);
+  return FALSE;
+}
+
+typedef struct
+{
+  gchar *root;
+  gchar *path;
+  gchar *keep;
+} ResolveJob;
+
+static void
+resolve_job_free (ResolveJob *job)
+{
+  g_free (job->root);
+  g_free (job->path);
+  g_free (job->keep);
+  g_free (job);
+}
+
+static void
+resolve_conflict_thread (GTask *task, gpointer source, gpointer task_data,
+                         GCancellable *cancellable)
+{
+  ResolveJob *job = task_data;
+  GError *error = NULL;
+  gchar *result = NULL;
+
+  if (!fs_folder_resolve_conflict_sync (job->root, job->path, job->keep, &result, cancellable,
+                                        &error))
+    g_task_return_error (task, error);
+  else
+    g_task_return_pointer (task, result, g_free);
+}
+
+static void
+resolve_conflict_done (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  FsFolder *self = FS_FOLDER (source);
+  GDBusMethodInvocation *invocation = user_data;
+  ResolveJob *job = g_task_get_task_data (G_TASK (result));
+  g_autoptr (GError) error = NULL;
+  g_autofree gchar *kept = g_task_propagate_pointer (G_TASK (result), &error);
+
+  if (kept == NULL)
+    {
+      g_autoptr (GError) dbus_error = fs_dbus_error_normalize (error);
+      g_dbus_method_invocation_return_gerror (invocation, dbus_error);
+      return;
+    }
+  folder_log (self, G_LOG_LEVEL_MESSAGE, "conflict ‘%s’ resolved (%s): ‘%s’", job->path,
+              job->keep, kept);
+  if (self->iface != NULL)
+    fs_dbus_folder_complete_resolve_conflict (self->iface, invocation);
+  else
+    g_dbus_method_invocation_return_value (invocation, NULL);
+  request_sync (self, FALSE);
+}
+
 /* ---- D-Bus methods ------------------------------------------------------- */
 
 static gboolean
@@ -598,19 +921,137 @@ static gboolean
 handle_resolve_conflict (FsDBusFolder *iface, GDBusMethodInvocation *invocation, const gchar *path,
                          const gchar *keep, FsFolder *self)
 {
-  g_dbus_method_invocation_return_error_literal (invocation, FS_DAEMON_ERROR,
-                                                 FS_DAEMON_ERROR_NOT_SUPPORTED,
-                                                 "ResolveConflict is not supported yet");
+  g_autoptr (GTask) task = NULL;
+  ResolveJob *job;
+
+  if (g_strcmp0 (keep, "mine") != 0 && g_strcmp0 (keep, "theirs") != 0
+      && g_strcmp0 (keep, "both") != 0)
+    {
+      g_dbus_method_invocation_return_error (invocation, FS_DAEMON_ERROR,
+                                             FS_DAEMON_ERROR_INVALID_ARGUMENT,
+                                             "keep must be “mine”, “theirs” or “both”, not “%s”",
+                                             keep);
+      return G_DBUS_METHOD_INVOCATION_HANDLED;
+    }
+  job = g_new0 (ResolveJob, 1);
+  job->root = g_strdup (self->config->local_path);
+  job->path = g_strdup (path);
+  job->keep = g_strdup (keep);
+  task = g_task_new (self, NULL, resolve_conflict_done, invocation);
+  g_task_set_task_data (task, job, (GDestroyNotify)resolve_job_free);
+  g_task_run_in_thread (task, resolve_conflict_thread);
   return G_DBUS_METHOD_INVOCATION_HANDLED;
 }
 
+typedef struct
+{
+  FsFolderConfig *config;
+  guint ttl;
+  guint64 expires;
+} TokenJob;
+
+static void
+token_job_free (TokenJob *job)
+{
+  fs_folder_config_free (job->config);
+  g_free (job);
+}
+
+static void
+pairing_cleanup_thread (GTask *task, gpointer source, gpointer task_data, GCancellable *cancellable)
+{
+  g_autoptr (GError) error = NULL;
+  guint n = 0;
+
+  if (!fs_folder_pairing_cleanup (task_data, &n, &error))
+    g_debug ("Cleaning up expired pairing envelopes failed: %s", error->message);
+  else if (n > 0)
+    g_message ("Removed %u expired pairing envelope(s)", n);
+  g_task_return_boolean (task, TRUE);
+}
+
+static gboolean
+pairing_cleanup_cb (gpointer data)
+{
+  g_autoptr (GTask) task = g_task_new (NULL, NULL, NULL, NULL);
+  g_task_set_task_data (task, fs_folder_config_copy (data), (GDestroyNotify)fs_folder_config_free);
+  g_task_run_in_thread (task, pairing_cleanup_thread);
+  return G_SOURCE_REMOVE;
+}
+
+/* An envelope nobody redeemed must not outlive its token: remove it just
+ * after it expires (the device that pairs also refuses it by its clock). */
+static void
+schedule_pairing_cleanup (const FsFolderConfig *config, guint64 expires)
+{
+  gint64 now = g_get_real_time () / G_USEC_PER_SEC;
+  /* A grace period: a device redeeming right at expiry gets told "expired"
+   * (it checks by its own clock) rather than "not found". */
+  guint delay = (expires > (guint64)now ? (guint) (expires - (guint64)now) : 0) + 10;
+
+  g_timeout_add_seconds_full (G_PRIORITY_DEFAULT, delay, pairing_cleanup_cb,
+                              fs_folder_config_copy (config),
+                              (GDestroyNotify)fs_folder_config_free);
+}
+
+static void
+generate_token_thread (GTask *task, gpointer source, gpointer task_data, GCancellable *cancellable)
+{
+  TokenJob *job = task_data;
+  GError *error = NULL;
+  gchar *token = fs_folder_pairing_issue (job->config, job->ttl, FALSE, &job->expires, &error);
+
+  if (token == NULL)
+    g_task_return_error (task, error);
+  else
+    g_task_return_pointer (task, token, g_free);
+}
+
+static void
+generate_token_done (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  g_autoptr (GDBusMethodInvocation) invocation = user_data;
+  TokenJob *job = g_task_get_task_data (G_TASK (result));
+  g_autoptr (GError) error = NULL;
+  g_autofree gchar *token = g_task_propagate_pointer (G_TASK (result), &error);
+
+  if (token == NULL)
+    {
+      g_autoptr (GError) dbus_error = fs_dbus_error_normalize (error);
+      g_dbus_method_invocation_return_gerror (invocation, dbus_error);
+      return;
+    }
+  g_message ("Issued a pairing token for folder %s, valid until %" G_GUINT64_FORMAT,
+             job->config->id, job->expires);
+  schedule_pairing_cleanup (job->config, job->expires);
+  fs_dbus_folder_complete_generate_token (FS_DBUS_FOLDER (source), g_steal_pointer (&invocation),
+                                          token, job->expires);
+  explicit_bzero (token, strlen (token));
+}
+
+/* The envelope (key and storage settings) is sealed under a key derived from
+ * the token with Argon2id and put on the folder's storage: off the main loop. */
 static gboolean
 handle_generate_token (FsDBusFolder *iface, GDBusMethodInvocation *invocation, guint ttl,
                        FsFolder *self)
 {
-  g_dbus_method_invocation_return_error_literal (invocation, FS_DAEMON_ERROR,
-                                                 FS_DAEMON_ERROR_NOT_SUPPORTED,
-                                                 "GenerateToken is not supported yet");
+  g_autoptr (GTask) task = NULL;
+  TokenJob *job;
+
+  if (ttl > FS_PAIRING_MAX_TTL)
+    {
+      g_dbus_method_invocation_return_error (invocation, FS_DAEMON_ERROR,
+                                             FS_DAEMON_ERROR_INVALID_ARGUMENT,
+                                             "A token is valid at most %u seconds",
+                                             (guint)FS_PAIRING_MAX_TTL);
+      return G_DBUS_METHOD_INVOCATION_HANDLED;
+    }
+  job = g_new0 (TokenJob, 1);
+  job->config = fs_folder_config_copy (self->config);
+  job->ttl = ttl > 0 ? ttl : FS_PAIRING_DEFAULT_TTL;
+  task = g_task_new (iface, NULL, generate_token_done, g_object_ref (invocation));
+  g_task_set_task_data (task, job, (GDestroyNotify)token_job_free);
+  g_task_run_in_thread (task, generate_token_thread);
   return G_DBUS_METHOD_INVOCATION_HANDLED;
 }
 
@@ -638,6 +1079,9 @@ fs_folder_finalize (GObject *object)
 
   g_clear_pointer (&self->waiters, g_ptr_array_unref);
   g_clear_pointer (&self->config, fs_folder_config_free);
+  g_clear_pointer (&self->ui_events, g_ptr_array_unref);
+  g_clear_pointer (&self->context, g_main_context_unref);
+  g_mutex_clear (&self->ui_lock);
   g_free (self->object_path);
   G_OBJECT_CLASS (fs_folder_parent_class)->finalize (object);
 }
@@ -655,6 +1099,9 @@ static void
 fs_folder_init (FsFolder *self)
 {
   self->waiters = g_ptr_array_new_with_free_func (g_object_unref);
+  self->context = g_main_context_ref_thread_default ();
+  g_mutex_init (&self->ui_lock);
+  self->ui_events = g_ptr_array_new_with_free_func (g_free);
 }
 
 FsFolder *

@@ -52,4 +52,16 @@ FsEngine *fs_folder_open_engine (const FsFolderConfig *config, GError **error);
 GVariant *fs_folder_list_conflicts_sync (const gchar *root, GCancellable *cancellable,
                                          GError **error);
 
+/* ResolveConflict: @path is a conflict copy as ListConflicts lists it, or an
+ * original with exactly one copy. @keep "mine": the copy replaces the
+ * original (one rename); "theirs": the copy goes to the folder's trash;
+ * "both": the copy is renamed to a free plain name "name (2).ext". Blocking
+ * file I/O, for a worker thread. @out_result: the name that now holds the
+ * kept content ("both": the copy's new name). FS_DAEMON_ERROR_NOT_FOUND for
+ * an unknown path, _INVALID_ARGUMENT for a bad @keep or an ambiguous
+ * original. */
+gboolean fs_folder_resolve_conflict_sync (const gchar *root, const gchar *path, const gchar *keep,
+                                          gchar **out_result, GCancellable *cancellable,
+                                          GError **error);
+
 G_END_DECLS

@@ -14,6 +14,16 @@ FOLDERSYNCD = os.environ.get("FOLDERSYNC_DAEMON") or os.path.join(os.path.dirnam
                                                                    "foldersyncd")
 
 
+def _die_with_test():
+    """A daemon or bus the test started must not outlive it (and hold meson's
+    pipes open) if the test dies without cleaning up."""
+    try:
+        import ctypes
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
 class DaemonDevice:
     def __init__(self, ws, name, store, key, extra_env=None):
         self.ws = ws
@@ -56,14 +66,16 @@ class DaemonDevice:
 <policy context="default"><allow send_destination="*" eavesdrop="true"/><allow eavesdrop="true"/>
 <allow own="*"/></policy></busconfig>""" % self.home)
         self.bus = subprocess.Popen(["dbus-daemon", "--config-file", config, "--nofork",
-                                     "--print-address=1"], stdout=subprocess.PIPE)
+                                     "--print-address=1"], stdout=subprocess.PIPE,
+                                    stderr=subprocess.DEVNULL, preexec_fn=_die_with_test)
         self.bus_address = self.bus.stdout.readline().decode().strip()
         if not self.bus_address:
             raise Failure("dbus-daemon did not start")
 
     def start_daemon(self):
         log = open(os.path.join(self.home, "daemon.log"), "ab")
-        self.daemon = subprocess.Popen([FOLDERSYNCD], env=self.env(), stdout=log, stderr=log)
+        self.daemon = subprocess.Popen([FOLDERSYNCD], env=self.env(), stdout=log, stderr=log,
+                                       stdin=subprocess.DEVNULL, preexec_fn=_die_with_test)
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
             if self.cli("status", "--json", check=False).returncode == 0:

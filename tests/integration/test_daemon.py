@@ -24,9 +24,13 @@ def pair(name, a_env=None):
     store = ws.remote()
     a = DaemonDevice(ws, "A", store, key, a_env)
     b = DaemonDevice(ws, "B", store, key)
-    for dev in (a, b):
-        dev.start()
-        dev.add_folder("--batch-interval", str(BATCH_MS), "--poll-interval", str(POLL_S))
+    try:
+        for dev in (a, b):
+            dev.start()
+            dev.add_folder("--batch-interval", str(BATCH_MS), "--poll-interval", str(POLL_S))
+    except Exception:
+        stop_all(ws, a, b)
+        raise
     return ws, a, b
 
 

@@ -221,13 +221,23 @@ def test_bad_input_errors():
     expect_error("KeyFile", ROOT, add,
                  "{'local-path': <'%s'>, 'store': <'%s'>, 'key-file': <'%s'>}" % (other, ctx.store, bad_key))
     wrong_key = ctx.ws.keyfile("wrong")
+    # Two folders of one daemon on one store location would mirror each other.
+    expect_error("AlreadyExists", ROOT, add,
+                 "{'local-path': <'%s'>, 'store': <'%s'>, 'key-file': <'%s'>}"
+                 % (other, ctx.store, wrong_key))
+    # A store another key created: refused before any file is touched.
+    store2 = ctx.ws.store("store2")
+    seed = ctx.ws.path("seed")
+    os.makedirs(seed)
+    subprocess.run([sys.argv[1], "sync", "--path", seed, "--key-file", ctx.ws.keyfile("other"),
+                    "--store", store2], env=env(), check=True, capture_output=True)
     out = expect_error("WrongKey", ROOT, add,
                        "{'local-path': <'%s'>, 'store': <'%s'>, 'key-file': <'%s'>}"
-                       % (other, ctx.store, wrong_key))
+                       % (other, store2, wrong_key))
     check(open(wrong_key).read().strip() not in out, "the key is in the error message")
     expect_error("NotFound", ROOT, MANAGER + ".RemoveFolder", ROOT + "/folder/0123456789abcdef")
-    expect_error("NotSupported", ROOT, MANAGER + ".Pair", "token", other, "@a{sv} {}")
-    expect_error("NotSupported", ctx.folder_path, FOLDER + ".GenerateToken", "600")
+    expect_error("PairingInvalid", ROOT, MANAGER + ".Pair", "token", other, "@a{sv} {}")
+    expect_error("InvalidArgument", ctx.folder_path, FOLDER + ".GenerateToken", "100000")
     # Nothing of the failed calls was kept.
     folders = get_prop(ROOT, MANAGER, "Folders")
     check(folders.count("/folder/") == 1, "Folders changed: %s" % folders)
@@ -256,7 +266,12 @@ def test_folder_methods():
     ok, out = gdbus(ctx.folder_path, FOLDER + ".ListConflicts")
     check(ok, out)
     check("('notes.txt', 'notes (conflict b 2026-01-02 030405).txt')" in out, out)
-    expect_error("NotSupported", ctx.folder_path, FOLDER + ".ResolveConflict", "notes.txt", "mine")
+    expect_error("InvalidArgument", ctx.folder_path, FOLDER + ".ResolveConflict", "notes.txt", "yours")
+    expect_error("NotFound", ctx.folder_path, FOLDER + ".ResolveConflict", "nothing.txt", "mine")
+    ok, out = gdbus(ctx.folder_path, FOLDER + ".ResolveConflict", "notes.txt", "mine")
+    check(ok, out)
+    with open(os.path.join(ctx.root, "notes.txt")) as fh:
+        check(fh.read() == "theirs", "ResolveConflict mine did not put the copy in place")
     ok, out = gdbus(ctx.folder_path, FOLDER + ".ConfirmDeletes")
     check(ok, out)
 
@@ -285,7 +300,9 @@ def test_remove_folder():
     check(ctx.folder_path not in get_prop(ROOT, MANAGER, "Folders"), "still in Folders")
     config = os.path.join(env()["XDG_CONFIG_HOME"], "foldersync")
     check(os.listdir(os.path.join(config, "folders")) == [], "config left")
-    check(os.listdir(os.path.join(config, "secrets")) == [], "secrets left")
+    # The key may be the only copy: it is kept aside, never deleted.
+    check(os.listdir(os.path.join(config, "secrets")) == ["removed"], "secrets left")
+    check(len(os.listdir(os.path.join(config, "secrets", "removed"))) == 1, "the key was not kept")
     check(os.path.exists(os.path.join(ctx.root, "hello.txt")), "files were removed")
     expect_error("NotFound", ROOT, MANAGER + ".RemoveFolder", ctx.folder_path)
     rc = stop_daemon()
