@@ -297,6 +297,10 @@ sync_done (GObject *source, GAsyncResult *result, gpointer user_data)
   g_clear_object (&self->cancellable);
   if (self->engine == NULL && job->engine != NULL)
     self->engine = g_object_ref (job->engine);
+  /* A stopped folder lets go of its index (and its lock), so a one-shot
+   * `foldersync sync` of it works; the engine is opened again on Start. */
+  if (!self->running)
+    g_clear_object (&self->engine);
 
   self->n_syncs++;
   fs_dbus_folder_set_sync_count (self->iface, self->n_syncs);
@@ -329,8 +333,8 @@ sync_done (GObject *source, GAsyncResult *result, gpointer user_data)
     }
   else
     {
-      /* Held deletions were not applied: ask again next time. */
-      self->confirm_next = self->confirm_next || job->confirm;
+      /* A failed sync consumes the confirmation: HeldDeletes still shows the
+       * deletions, and the user confirms again what is then held. */
       if (g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
         {
           g_debug ("Folder %s: sync cancelled", self->config->id);
@@ -541,6 +545,9 @@ fs_folder_stop (FsFolder *self, gboolean persist)
   g_clear_handle_id (&self->retry_id, g_source_remove);
   if (self->cancellable != NULL)
     g_cancellable_cancel (self->cancellable);
+  /* No sync running: release the index now (else sync_done does it). */
+  if (!self->syncing)
+    g_clear_object (&self->engine);
   folder_log (self, G_LOG_LEVEL_MESSAGE, "stopped");
   set_state (self, "paused");
 }
@@ -901,8 +908,14 @@ handle_force_sync (FsDBusFolder *iface, GDBusMethodInvocation *invocation, FsFol
 static gboolean
 handle_confirm_deletes (FsDBusFolder *iface, GDBusMethodInvocation *invocation, FsFolder *self)
 {
-  self->confirm_next = TRUE;
-  request_sync (self, FALSE);
+  /* A confirmation covers the deletions the user was shown, nothing later:
+   * with none held back it arms nothing (else an unmounted disk right
+   * after would sail through the guard). */
+  if (fs_dbus_folder_get_held_deletes (iface) > 0)
+    {
+      self->confirm_next = TRUE;
+      request_sync (self, FALSE);
+    }
   fs_dbus_folder_complete_confirm_deletes (iface, invocation);
   return G_DBUS_METHOD_INVOCATION_HANDLED;
 }

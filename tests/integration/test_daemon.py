@@ -3,6 +3,7 @@ with its own XDG dirs, sharing one store (local, or S3 under with-s3)."""
 import os
 import shutil
 import signal
+import subprocess
 import sys
 import time
 
@@ -181,6 +182,33 @@ def test_idle_daemon_uses_no_cpu():
         stop_all(ws, a)
 
 
+def test_stop_releases_and_guard_holds():
+    """A stopped folder can be synced by hand; a ConfirmDeletes with nothing
+    held back does not wave later mass deletions through."""
+    ws, a, b = pair("guard")
+    try:
+        for i in range(20):
+            write(a, "docs/f%02d" % i, b"%d" % i)
+        wait_for(lambda: os.path.isdir(os.path.join(b.root, "docs")) and
+                 len(os.listdir(os.path.join(b.root, "docs"))) == 20, 60, "20 files on B")
+        a.cli("stop", "--path", a.root)
+        proc = subprocess.run([sys.argv[1], "sync", "--path", a.root, "--key-file", a.key] +
+                              (a.store.args() if not isinstance(a.store, str) else ["--store", a.store]),
+                              env=a.env(), capture_output=True)
+        check(proc.returncode == 0, "one-shot sync of a stopped folder: %d %s" % (proc.returncode, proc.stderr))
+        folder = "/org/toolbox/FolderSync/folder/" + a.status()["id"]
+        subprocess.run(["gdbus", "call", "--session", "--dest", "org.toolbox.FolderSync", "--object-path",
+                        folder, "--method", "org.toolbox.FolderSync.Folder.ConfirmDeletes"],
+                       env=a.env(), check=True, capture_output=True)
+        shutil.rmtree(os.path.join(a.root, "docs"))  # an unmounted disk, say
+        a.cli("start", "--path", a.root)
+        wait_for(lambda: a.status()["held_deletes"] > 0, 30, "A to hold the deletions back")
+        time.sleep(POLL_S * 2)
+        check(len(os.listdir(os.path.join(b.root, "docs"))) == 20, "B lost files to an early confirmation")
+    finally:
+        stop_all(ws, a, b)
+
+
 def test_folders_restored_after_restart():
     ws, a, b = pair("restore")
     try:
@@ -197,4 +225,5 @@ def test_folders_restored_after_restart():
 if __name__ == "__main__":
     sys.exit(run_tests([test_live_changes_reach_the_other_daemon, test_many_files_make_few_batches,
                         test_polling_fallback_still_syncs, test_folders_restored_after_restart,
+                        test_stop_releases_and_guard_holds,
                         test_idle_daemon_uses_no_cpu, test_sigkill_mid_transfer]))
