@@ -87,39 +87,108 @@ no_such_folder (const gchar *path)
   return FS_CLI_EXIT_NOT_FOUND;
 }
 
+/* The options that say where a folder's store is: shared by start and pair. */
+typedef struct {
+  gchar *store;
+  gchar *endpoint;
+  gchar *bucket;
+  gchar *region;
+  gchar *access_key;
+  gchar *secret_key_file;
+  gchar *ca_file;
+  gchar *device_name;
+} StoreOptions;
+
+static void
+store_options_clear (StoreOptions *o)
+{
+  g_free (o->store);
+  g_free (o->endpoint);
+  g_free (o->bucket);
+  g_free (o->region);
+  g_free (o->access_key);
+  g_free (o->secret_key_file);
+  g_free (o->ca_file);
+  g_free (o->device_name);
+}
+G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC (StoreOptions, store_options_clear)
+
+static void
+add_store_option_entries (GOptionContext *context, StoreOptions *o)
+{
+  const GOptionEntry entries[] = {
+    { "store", 's', 0, G_OPTION_ARG_FILENAME, &o->store,
+      "A local store directory (default: $XDG_DATA_HOME/foldersync/store)", "DIR" },
+    { "endpoint", 0, 0, G_OPTION_ARG_STRING, &o->endpoint, "An S3 server instead", "URL" },
+    { "bucket", 'b', 0, G_OPTION_ARG_STRING, &o->bucket, "The S3 bucket", "BUCKET" },
+    { "region", 0, 0, G_OPTION_ARG_STRING, &o->region, "S3 region", "REGION" },
+    { "access-key", 0, 0, G_OPTION_ARG_STRING, &o->access_key,
+      "S3 access key (default: $AWS_ACCESS_KEY_ID)", "KEY" },
+    { "secret-key-file", 0, 0, G_OPTION_ARG_FILENAME, &o->secret_key_file,
+      "File holding the S3 secret key (default: $AWS_SECRET_ACCESS_KEY)", "FILE" },
+    { "ca-file", 0, 0, G_OPTION_ARG_FILENAME, &o->ca_file, "CA to trust for https", "FILE" },
+    { "device-name", 0, 0, G_OPTION_ARG_STRING, &o->device_name, "Name in conflict copies",
+      "NAME" },
+    { NULL },
+  };
+  /* GLib copies the entries; the pointers into @o stay valid. */
+  g_option_context_add_main_entries (context, entries, NULL);
+}
+
+/* Adds the store options to an a{sv}. @secret receives the S3 secret key
+ * the builder now holds too; the caller wipes it. */
+static gboolean
+add_store_options (GVariantBuilder *b, const StoreOptions *o, gchar **secret, GError **error)
+{
+#define ADD_STRING(key, value)                                                         \
+  if ((value) != NULL)                                                                 \
+    g_variant_builder_add (b, "{sv}", key, g_variant_new_string (value));
+  if (o->store != NULL)
+    {
+      g_autofree gchar *store = fs_cli_absolute_path (o->store);
+      ADD_STRING ("store", store);
+    }
+  ADD_STRING ("endpoint", o->endpoint);
+  ADD_STRING ("bucket", o->bucket);
+  ADD_STRING ("region", o->region);
+  ADD_STRING ("ca-file", o->ca_file);
+  ADD_STRING ("device-name", o->device_name);
+  if (o->endpoint != NULL)
+    {
+      ADD_STRING ("access-key", o->access_key != NULL ? o->access_key : g_getenv ("AWS_ACCESS_KEY_ID"));
+      if (o->secret_key_file != NULL)
+        {
+          *secret = fs_store_config_read_secret (o->secret_key_file, error);
+          if (*secret == NULL)
+            return FALSE;
+        }
+      else
+        *secret = g_strdup (g_getenv ("AWS_SECRET_ACCESS_KEY"));
+      ADD_STRING ("secret-key", *secret);
+    }
+#undef ADD_STRING
+  return TRUE;
+}
+
 /* ---- start -------------------------------------------------------------- */
 
 int
 fs_cli_start (int argc, char **argv)
 {
-  g_autofree gchar *opt_path = NULL, *opt_key_file = NULL, *opt_store = NULL, *opt_endpoint = NULL;
-  g_autofree gchar *opt_bucket = NULL, *opt_prefix = NULL, *opt_region = NULL;
-  g_autofree gchar *opt_access_key = NULL, *opt_secret_key_file = NULL, *opt_ca_file = NULL;
-  g_autofree gchar *opt_device_name = NULL;
+  g_autofree gchar *opt_path = NULL, *opt_key_file = NULL, *opt_prefix = NULL;
+  g_auto(StoreOptions) store_opts = { 0 };
   gint opt_batch_interval = -1, opt_max_workers = -1, opt_poll_interval = -1;
   const GOptionEntry entries[] = {
     { "path", 'p', 0, G_OPTION_ARG_FILENAME, &opt_path, "The folder to sync (required)", "DIR" },
     { "key-file", 'k', 0, G_OPTION_ARG_FILENAME, &opt_key_file,
       "Join with this existing key (64 hex characters, mode 0600); default: a new key", "FILE" },
-    { "store", 's', 0, G_OPTION_ARG_FILENAME, &opt_store,
-      "A local store directory (default: $XDG_DATA_HOME/foldersync/store)", "DIR" },
-    { "endpoint", 0, 0, G_OPTION_ARG_STRING, &opt_endpoint, "An S3 server instead", "URL" },
-    { "bucket", 'b', 0, G_OPTION_ARG_STRING, &opt_bucket, "The S3 bucket", "BUCKET" },
     { "prefix", 0, 0, G_OPTION_ARG_STRING, &opt_prefix, "Key prefix inside the store", "PREFIX" },
-    { "region", 0, 0, G_OPTION_ARG_STRING, &opt_region, "S3 region", "REGION" },
-    { "access-key", 0, 0, G_OPTION_ARG_STRING, &opt_access_key,
-      "S3 access key (default: $AWS_ACCESS_KEY_ID)", "KEY" },
-    { "secret-key-file", 0, 0, G_OPTION_ARG_FILENAME, &opt_secret_key_file,
-      "File holding the S3 secret key (default: $AWS_SECRET_ACCESS_KEY)", "FILE" },
-    { "ca-file", 0, 0, G_OPTION_ARG_FILENAME, &opt_ca_file, "CA to trust for https", "FILE" },
     { "batch-interval", 0, 0, G_OPTION_ARG_INT, &opt_batch_interval,
       "Quiet time before a batch of changes syncs (ms, default 500)", "MS" },
     { "max-workers", 0, 0, G_OPTION_ARG_INT, &opt_max_workers, "Parallel transfers (default 4)",
       "N" },
     { "poll-interval", 0, 0, G_OPTION_ARG_INT, &opt_poll_interval,
       "Remote poll and polling fallback interval (s, default 30)", "S" },
-    { "device-name", 0, 0, G_OPTION_ARG_STRING, &opt_device_name, "Name in conflict copies",
-      "NAME" },
     { NULL },
   };
   g_autoptr(GOptionContext) context = g_option_context_new ("— sync a folder live, in the daemon");
@@ -133,6 +202,7 @@ fs_cli_start (int argc, char **argv)
   GList *existing;
 
   g_option_context_add_main_entries (context, entries, NULL);
+  add_store_option_entries (context, &store_opts);
   if (!g_option_context_parse (context, &argc, &argv, &error))
     return fs_cli_usage_error (error->message);
   if (opt_path == NULL)
@@ -169,29 +239,11 @@ fs_cli_start (int argc, char **argv)
       g_autofree gchar *key_file = fs_cli_absolute_path (opt_key_file);
       ADD_STRING ("key-file", key_file);
     }
-  if (opt_store != NULL)
-    {
-      g_autofree gchar *store = fs_cli_absolute_path (opt_store);
-      ADD_STRING ("store", store);
-    }
-  ADD_STRING ("endpoint", opt_endpoint);
-  ADD_STRING ("bucket", opt_bucket);
   ADD_STRING ("prefix", opt_prefix);
-  ADD_STRING ("region", opt_region);
-  ADD_STRING ("ca-file", opt_ca_file);
-  ADD_STRING ("device-name", opt_device_name);
-  if (opt_endpoint != NULL)
+  if (!add_store_options (&config, &store_opts, &secret, &error))
     {
-      ADD_STRING ("access-key", opt_access_key != NULL ? opt_access_key : g_getenv ("AWS_ACCESS_KEY_ID"));
-      if (opt_secret_key_file != NULL)
-        {
-          secret = fs_store_config_read_secret (opt_secret_key_file, &error);
-          if (secret == NULL)
-            return fs_cli_fail (error);
-        }
-      else
-        secret = g_strdup (g_getenv ("AWS_SECRET_ACCESS_KEY"));
-      ADD_STRING ("secret-key", secret);
+      g_variant_builder_clear (&config);
+      return fs_cli_fail (error);
     }
   ADD_UINT ("batch-interval", opt_batch_interval);
   ADD_UINT ("max-workers", opt_max_workers);
@@ -212,6 +264,17 @@ fs_cli_start (int argc, char **argv)
   if (secret != NULL)
     explicit_bzero (secret, strlen (secret));
   g_print ("Syncing %s (%s)\n", path, object_path);
+  if (opt_key_file == NULL)
+    {
+      /* The daemon made a key: the user must know it exists and where. */
+      const gchar *id = strrchr (object_path, '/') + 1;
+      g_autofree gchar *name = g_strconcat (id, ".key", NULL);
+      g_autofree gchar *key_path = g_build_filename (g_get_user_config_dir (), "foldersync",
+                                                     "secrets", name, NULL);
+      g_print ("A new key was made for this folder: %s\n"
+               "Keep a copy somewhere safe: without it the store cannot be read.\n",
+               key_path);
+    }
   return FS_CLI_EXIT_OK;
 }
 
@@ -586,25 +649,12 @@ fs_cli_generate_token (int argc, char **argv)
 int
 fs_cli_pair (int argc, char **argv)
 {
-  g_autofree gchar *opt_token = NULL, *opt_path = NULL, *opt_store = NULL, *opt_endpoint = NULL;
-  g_autofree gchar *opt_bucket = NULL, *opt_region = NULL, *opt_access_key = NULL;
-  g_autofree gchar *opt_secret_key_file = NULL, *opt_ca_file = NULL, *opt_device_name = NULL;
+  g_autofree gchar *opt_token = NULL, *opt_path = NULL;
+  g_auto(StoreOptions) store_opts = { 0 };
   const GOptionEntry entries[] = {
     { "token", 't', 0, G_OPTION_ARG_STRING, &opt_token, "The token from the other device", "TOKEN" },
     { "path", 'p', 0, G_OPTION_ARG_FILENAME, &opt_path, "Where the folder goes here (required)",
       "DIR" },
-    { "store", 's', 0, G_OPTION_ARG_FILENAME, &opt_store, "The shared local store directory",
-      "DIR" },
-    { "endpoint", 0, 0, G_OPTION_ARG_STRING, &opt_endpoint, "The shared S3 server", "URL" },
-    { "bucket", 'b', 0, G_OPTION_ARG_STRING, &opt_bucket, "The shared S3 bucket", "BUCKET" },
-    { "region", 0, 0, G_OPTION_ARG_STRING, &opt_region, "S3 region", "REGION" },
-    { "access-key", 0, 0, G_OPTION_ARG_STRING, &opt_access_key,
-      "S3 access key (default: $AWS_ACCESS_KEY_ID)", "KEY" },
-    { "secret-key-file", 0, 0, G_OPTION_ARG_FILENAME, &opt_secret_key_file,
-      "File holding the S3 secret key (default: $AWS_SECRET_ACCESS_KEY)", "FILE" },
-    { "ca-file", 0, 0, G_OPTION_ARG_FILENAME, &opt_ca_file, "CA to trust for https", "FILE" },
-    { "device-name", 0, 0, G_OPTION_ARG_STRING, &opt_device_name, "Name in conflict copies",
-      "NAME" },
     { NULL },
   };
   g_autoptr(GOptionContext) context = g_option_context_new ("— join a folder another device shares");
@@ -617,6 +667,7 @@ fs_cli_pair (int argc, char **argv)
   gboolean ok;
 
   g_option_context_add_main_entries (context, entries, NULL);
+  add_store_option_entries (context, &store_opts);
   if (!g_option_context_parse (context, &argc, &argv, &error))
     return fs_cli_usage_error (error->message);
   if (opt_token == NULL || opt_path == NULL)
@@ -624,33 +675,11 @@ fs_cli_pair (int argc, char **argv)
   path = fs_cli_absolute_path (opt_path);
 
   g_variant_builder_init (&options, G_VARIANT_TYPE_VARDICT);
-#define ADD_STRING(key, value)                                                         \
-  if ((value) != NULL)                                                                 \
-    g_variant_builder_add (&options, "{sv}", key, g_variant_new_string (value));
-  if (opt_store != NULL)
+  if (!add_store_options (&options, &store_opts, &secret, &error))
     {
-      g_autofree gchar *store = fs_cli_absolute_path (opt_store);
-      ADD_STRING ("store", store);
+      g_variant_builder_clear (&options);
+      return fs_cli_fail (error);
     }
-  ADD_STRING ("endpoint", opt_endpoint);
-  ADD_STRING ("bucket", opt_bucket);
-  ADD_STRING ("region", opt_region);
-  ADD_STRING ("ca-file", opt_ca_file);
-  ADD_STRING ("device-name", opt_device_name);
-  if (opt_endpoint != NULL)
-    {
-      ADD_STRING ("access-key", opt_access_key != NULL ? opt_access_key : g_getenv ("AWS_ACCESS_KEY_ID"));
-      if (opt_secret_key_file != NULL)
-        {
-          secret = fs_store_config_read_secret (opt_secret_key_file, &error);
-          if (secret == NULL)
-            return fs_cli_fail (error);
-        }
-      else
-        secret = g_strdup (g_getenv ("AWS_SECRET_ACCESS_KEY"));
-      ADD_STRING ("secret-key", secret);
-    }
-#undef ADD_STRING
 
   fs_dbus_error_register ();
   proxy = fs_dbus_manager_proxy_new_for_bus_sync (G_BUS_TYPE_SESSION, G_DBUS_PROXY_FLAGS_NONE,

@@ -1,6 +1,7 @@
 /* Persistent per-folder settings of foldersyncd: JSON plus 0600 secret files
  * under $XDG_CONFIG_HOME/foldersync/. */
 #include "fs-folder-config.h"
+#include "fs-json.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -304,21 +305,6 @@ write_private (const gchar *path, const gchar *contents, GError **error)
   return TRUE;
 }
 
-static void
-add_string (JsonBuilder *b, const gchar *name, const gchar *value)
-{
-  if (value == NULL)
-    return;
-  json_builder_set_member_name (b, name);
-  json_builder_add_string_value (b, value);
-}
-
-static void
-add_int (JsonBuilder *b, const gchar *name, gint64 value)
-{
-  json_builder_set_member_name (b, name);
-  json_builder_add_int_value (b, value);
-}
 
 gboolean
 fs_folder_config_save (const FsFolderConfig *config, GError **error)
@@ -353,19 +339,19 @@ fs_folder_config_save (const FsFolderConfig *config, GError **error)
     }
 
   json_builder_begin_object (b);
-  add_string (b, "id", config->id);
-  add_string (b, "local_path", config->local_path);
-  add_string (b, "store_dir", config->store_dir);
-  add_string (b, "endpoint", config->endpoint);
-  add_string (b, "bucket", config->bucket);
-  add_string (b, "region", config->region);
-  add_string (b, "prefix", config->prefix);
-  add_string (b, "access_key", config->access_key);
-  add_string (b, "ca_file", config->ca_file);
-  add_int (b, "batch_interval", config->batch_interval_ms);
-  add_int (b, "max_workers", config->max_workers);
-  add_int (b, "poll_interval", config->poll_interval_s);
-  add_string (b, "device_name", config->device_name);
+  fs_json_add_string (b, "id", config->id);
+  fs_json_add_string (b, "local_path", config->local_path);
+  fs_json_add_string (b, "store_dir", config->store_dir);
+  fs_json_add_string (b, "endpoint", config->endpoint);
+  fs_json_add_string (b, "bucket", config->bucket);
+  fs_json_add_string (b, "region", config->region);
+  fs_json_add_string (b, "prefix", config->prefix);
+  fs_json_add_string (b, "access_key", config->access_key);
+  fs_json_add_string (b, "ca_file", config->ca_file);
+  fs_json_add_int (b, "batch_interval", config->batch_interval_ms);
+  fs_json_add_int (b, "max_workers", config->max_workers);
+  fs_json_add_int (b, "poll_interval", config->poll_interval_s);
+  fs_json_add_string (b, "device_name", config->device_name);
   json_builder_set_member_name (b, "running");
   json_builder_add_boolean_value (b, config->running);
   json_builder_end_object (b);

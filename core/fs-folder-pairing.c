@@ -3,56 +3,34 @@
 
 #include "fs-error.h"
 #include "fs-folder-pairing.h"
+#include "fs-json.h"
 #include "fs-pairing.h"
 #include "fs-plugin-loader.h"
 
 #define ENVELOPE_FORMAT 1
 
-static void
-add_string (JsonBuilder *b, const gchar *name, const gchar *value)
-{
-  if (value == NULL)
-    return;
-  json_builder_set_member_name (b, name);
-  json_builder_add_string_value (b, value);
-}
-
-static void
-add_uint (JsonBuilder *b, const gchar *name, guint value)
-{
-  json_builder_set_member_name (b, name);
-  json_builder_add_int_value (b, value);
-}
-
 static GBytes *
 build_envelope (const FsFolderConfig *config, gboolean include_credentials)
 {
   g_autoptr(JsonBuilder) b = json_builder_new ();
-  g_autoptr(JsonGenerator) gen = json_generator_new ();
-  g_autoptr(JsonNode) root = NULL;
-  gsize len = 0;
-  gchar *data;
 
   json_builder_begin_object (b);
-  add_uint (b, "format", ENVELOPE_FORMAT);
-  add_string (b, "key", config->key_hex);
-  add_string (b, "endpoint", config->endpoint);
-  add_string (b, "bucket", config->bucket);
-  add_string (b, "region", config->region);
-  add_string (b, "prefix", config->prefix);
-  add_uint (b, "batch_interval", config->batch_interval_ms);
-  add_uint (b, "max_workers", config->max_workers);
-  add_uint (b, "poll_interval", config->poll_interval_s);
+  fs_json_add_int (b, "format", ENVELOPE_FORMAT);
+  fs_json_add_string (b, "key", config->key_hex);
+  fs_json_add_string (b, "endpoint", config->endpoint);
+  fs_json_add_string (b, "bucket", config->bucket);
+  fs_json_add_string (b, "region", config->region);
+  fs_json_add_string (b, "prefix", config->prefix);
+  fs_json_add_int (b, "batch_interval", config->batch_interval_ms);
+  fs_json_add_int (b, "max_workers", config->max_workers);
+  fs_json_add_int (b, "poll_interval", config->poll_interval_s);
   if (include_credentials)
     {
-      add_string (b, "access_key", config->access_key);
-      add_string (b, "secret_key", config->secret_key);
+      fs_json_add_string (b, "access_key", config->access_key);
+      fs_json_add_string (b, "secret_key", config->secret_key);
     }
   json_builder_end_object (b);
-  root = json_builder_get_root (b);
-  json_generator_set_root (gen, root);
-  data = json_generator_to_data (gen, &len);
-  return g_bytes_new_take (data, len);
+  return fs_json_builder_to_bytes (b);
 }
 
 /* The pairing area is at the root of the store (the bucket), whatever the
@@ -98,15 +76,6 @@ fs_folder_pairing_issue (const FsFolderConfig *config, guint ttl_seconds,
   return token;
 }
 
-static gchar *
-dup_member (JsonObject *o, const gchar *name)
-{
-  JsonNode *n = json_object_get_member (o, name);
-  if (n == NULL || json_node_get_value_type (n) != G_TYPE_STRING)
-    return NULL;
-  return g_strdup (json_node_get_string (n));
-}
-
 gboolean
 fs_folder_pairing_redeem (FsFolderConfig *config, const gchar *token, GError **error)
 {
@@ -143,7 +112,7 @@ fs_folder_pairing_redeem (FsFolderConfig *config, const gchar *token, GError **e
       return FALSE;
     }
   o = json_node_get_object (json_parser_get_root (parser));
-  key = dup_member (o, "key");
+  key = fs_json_dup_string (o, "key");
   if (json_object_get_int_member_with_default (o, "format", 0) != ENVELOPE_FORMAT || key == NULL ||
       strlen (key) != 64)
     {
@@ -156,14 +125,14 @@ fs_folder_pairing_redeem (FsFolderConfig *config, const gchar *token, GError **e
   g_free (config->key_hex);
   config->key_hex = g_steal_pointer (&key);
   g_free (config->prefix);
-  config->prefix = dup_member (o, "prefix");
+  config->prefix = fs_json_dup_string (o, "prefix");
   if (config->region == NULL)
-    config->region = dup_member (o, "region");
+    config->region = fs_json_dup_string (o, "region");
   if (config->endpoint != NULL && config->access_key == NULL)
     {
-      config->access_key = dup_member (o, "access_key");
+      config->access_key = fs_json_dup_string (o, "access_key");
       g_free (config->secret_key);
-      config->secret_key = dup_member (o, "secret_key");
+      config->secret_key = fs_json_dup_string (o, "secret_key");
     }
   config->batch_interval_ms = (guint) json_object_get_int_member_with_default (
     o, "batch_interval", config->batch_interval_ms);

@@ -4,6 +4,7 @@
 
 #include "fs-error.h"
 #include "fs-journal.h"
+#include "fs-json.h"
 
 #define JOURNAL_DIR "journal/"
 #define RECORD_MAX_SIZE (64 * 1024)
@@ -34,55 +35,27 @@ GBytes *
 fs_record_to_json (const FsRecord *r)
 {
   g_autoptr(JsonBuilder) b = json_builder_new ();
-  g_autoptr(JsonGenerator) gen = json_generator_new ();
-  g_autoptr(JsonNode) root = NULL;
-  gsize len = 0;
-  gchar *data;
 
   json_builder_begin_object (b);
-#define ADD_STR(name, val)                   \
-  if ((val) != NULL)                         \
-    {                                        \
-      json_builder_set_member_name (b, name); \
-      json_builder_add_string_value (b, val); \
-    }
-#define ADD_INT(name, val)                   \
-  json_builder_set_member_name (b, name);    \
-  json_builder_add_int_value (b, (gint64) (val));
-  ADD_INT ("format", 1);
-  ADD_STR ("version", r->version);
-  ADD_STR ("replaces", r->replaces);
-  ADD_STR ("path", r->path);
-  ADD_INT ("kind", r->kind);
+  fs_json_add_int (b, "format", 1);
+  fs_json_add_string (b, "version", r->version);
+  fs_json_add_string (b, "replaces", r->replaces);
+  fs_json_add_string (b, "path", r->path);
+  fs_json_add_int (b, "kind", r->kind);
   json_builder_set_member_name (b, "deleted");
   json_builder_add_boolean_value (b, r->deleted);
-  ADD_INT ("size", r->size);
-  ADD_INT ("mtime_ns", r->mtime_ns);
-  ADD_INT ("mode", r->mode);
-  ADD_STR ("hash", r->hash);
-  ADD_STR ("target", r->target);
-  ADD_STR ("object", r->object);
-  ADD_STR ("device_id", r->device_id);
-  ADD_STR ("device_name", r->device_name);
-  ADD_INT ("seq", r->seq);
-  ADD_INT ("time_us", r->time_us);
-#undef ADD_STR
-#undef ADD_INT
+  fs_json_add_int (b, "size", (gint64) r->size);
+  fs_json_add_int (b, "mtime_ns", r->mtime_ns);
+  fs_json_add_int (b, "mode", r->mode);
+  fs_json_add_string (b, "hash", r->hash);
+  fs_json_add_string (b, "target", r->target);
+  fs_json_add_string (b, "object", r->object);
+  fs_json_add_string (b, "device_id", r->device_id);
+  fs_json_add_string (b, "device_name", r->device_name);
+  fs_json_add_int (b, "seq", r->seq);
+  fs_json_add_int (b, "time_us", r->time_us);
   json_builder_end_object (b);
-  root = json_builder_get_root (b);
-  json_generator_set_root (gen, root);
-  data = json_generator_to_data (gen, &len);
-  return g_bytes_new_take (data, len);
-}
-
-static gchar *
-dup_member_string (JsonObject *o, const gchar *name)
-{
-  JsonNode *n = json_object_get_member (o, name);
-  if (n == NULL || JSON_NODE_TYPE (n) != JSON_NODE_VALUE ||
-      json_node_get_value_type (n) != G_TYPE_STRING)
-    return NULL;
-  return g_strdup (json_node_get_string (n));
+  return fs_json_builder_to_bytes (b);
 }
 
 FsRecord *
@@ -109,19 +82,19 @@ fs_record_from_json (GBytes *json, GError **error)
                            "Journal record has an unknown format version");
       return NULL;
     }
-  r->version = dup_member_string (o, "version");
-  r->replaces = dup_member_string (o, "replaces");
-  r->path = dup_member_string (o, "path");
+  r->version = fs_json_dup_string (o, "version");
+  r->replaces = fs_json_dup_string (o, "replaces");
+  r->path = fs_json_dup_string (o, "path");
   r->kind = (FsKind) json_object_get_int_member_with_default (o, "kind", FS_KIND_NONE);
   r->deleted = json_object_get_boolean_member_with_default (o, "deleted", FALSE);
   r->size = (guint64) json_object_get_int_member_with_default (o, "size", 0);
   r->mtime_ns = json_object_get_int_member_with_default (o, "mtime_ns", 0);
   r->mode = (guint32) json_object_get_int_member_with_default (o, "mode", 0644);
-  r->hash = dup_member_string (o, "hash");
-  r->target = dup_member_string (o, "target");
-  r->object = dup_member_string (o, "object");
-  r->device_id = dup_member_string (o, "device_id");
-  r->device_name = dup_member_string (o, "device_name");
+  r->hash = fs_json_dup_string (o, "hash");
+  r->target = fs_json_dup_string (o, "target");
+  r->object = fs_json_dup_string (o, "object");
+  r->device_id = fs_json_dup_string (o, "device_id");
+  r->device_name = fs_json_dup_string (o, "device_name");
   r->seq = json_object_get_int_member_with_default (o, "seq", -1);
   r->time_us = json_object_get_int_member_with_default (o, "time_us", 0);
 

@@ -9,23 +9,9 @@
 
 #include "fs-gcrypt.h"
 #include "fs-sigv4.h"
+#include "fs-types.h"
 
 #define ALGORITHM "AWS4-HMAC-SHA256"
-
-static gchar *
-hex_encode (const guint8 *bytes, gsize len)
-{
-  static const gchar digits[] = "0123456789abcdef";
-  gchar *out = g_malloc (len * 2 + 1);
-
-  for (gsize i = 0; i < len; i++)
-    {
-      out[2 * i] = digits[bytes[i] >> 4];
-      out[2 * i + 1] = digits[bytes[i] & 0xf];
-    }
-  out[len * 2] = '\0';
-  return out;
-}
 
 gchar *
 fs_sigv4_sha256_hex (gconstpointer data, gsize len)
@@ -34,7 +20,7 @@ fs_sigv4_sha256_hex (gconstpointer data, gsize len)
 
   fs_gcrypt_init ();
   gcry_md_hash_buffer (GCRY_MD_SHA256, digest, data, len);
-  return hex_encode (digest, sizeof digest);
+  return fs_hex_encode (digest, sizeof digest);
 }
 
 static void
@@ -239,7 +225,7 @@ sign (const FsSigV4Credentials *creds, const gchar *amz_date, const gchar *scope
   fs_sigv4_signing_key (creds->secret_key, date8, creds->region, creds->service, key);
   hmac_sha256 (key, sizeof key, string_to_sign, signature);
   memset (key, 0, sizeof key);
-  return hex_encode (signature, sizeof signature);
+  return fs_hex_encode (signature, sizeof signature);
 }
 
 static gchar *
