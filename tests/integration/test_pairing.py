@@ -73,6 +73,17 @@ def s3_keys(store):
     return out.split()
 
 
+def proxy_call(control, path, body=None):
+    """The S3 test proxy's control endpoint (requests it saw)."""
+    import ssl
+    ca = os.environ.get("FOLDERSYNC_TEST_S3_CA_FILE")
+    ctx = ssl.create_default_context(cafile=ca) if ca else None
+    req = urllib.request.Request(control.rstrip("/") + "/" + path, data=body,
+                                 method="POST" if body is not None else "GET")
+    with urllib.request.urlopen(req, context=ctx) as resp:
+        return json.loads(resp.read() or b"{}")
+
+
 def content(dev, rel):
     try:
         return open(os.path.join(dev.root, rel), "rb").read()
@@ -135,7 +146,13 @@ def test_expired_and_mistyped_tokens():
         token = generate(a)
         wrong = ("X" if token[0] != "X" else "Y") + token[1:]
         before = envelopes(a)
+        control = os.environ.get("FOLDERSYNC_TEST_S3_CONTROL")
+        if control:
+            proxy_call(control, "reset", b"{}")
         proc = pair(b, wrong, check_rc=False)
+        if control:
+            sent = proxy_call(control, "stats")["requests"]
+            check(sent == 0, "a mistyped token made %d storage request(s)" % sent)
         check(proc.returncode == EXIT_BAD_TOKEN, "mistyped: %d %s" % (proc.returncode, proc.stderr))
         check(envelopes(a) == before, "the mistyped token touched the storage")
         check(token not in proc.stderr.decode() and wrong not in proc.stderr.decode(), "token printed")
