@@ -117,11 +117,67 @@ compare_paths (gconstpointer a, gconstpointer b, gpointer user_data)
   return strcmp (a, b);
 }
 
+/* Directory monitors all FsWatchers of this process hold. GIO shares one
+ * inotify instance; when the kernel refuses a watch (the user's
+ * max_user_watches is shared with every other process), GIO quietly polls
+ * the directory itself every few seconds instead and says nothing, so the
+ * kernel's count of watches is compared with ours. */
+static gint expected_watches;
+
+/* Watches the kernel holds for this process's inotify instances. */
+static guint
+kernel_inotify_watches (void)
+{
+  g_autoptr (GDir) fds = g_dir_open ("/proc/self/fd", 0, NULL);
+  const gchar *name;
+  guint count = 0;
+
+  if (fds == NULL)
+    return G_MAXUINT; /* cannot tell: trust GIO */
+  while ((name = g_dir_read_name (fds)) != NULL)
+    {
+      g_autofree gchar *link = g_strconcat ("/proc/self/fd/", name, NULL);
+      g_autofree gchar *target = g_file_read_link (link, NULL);
+      g_autofree gchar *info_path = NULL;
+      g_autofree gchar *info = NULL;
+
+      if (g_strcmp0 (target, "anon_inode:inotify") != 0)
+        continue;
+      info_path = g_strconcat ("/proc/self/fdinfo/", name, NULL);
+      if (!g_file_get_contents (info_path, &info, NULL, NULL))
+        continue;
+      for (const gchar *line = info; line != NULL && *line != '\0';)
+        {
+          if (g_str_has_prefix (line, "inotify wd:"))
+            count++;
+          line = strchr (line, '\n');
+          if (line != NULL)
+            line++;
+        }
+    }
+  return count;
+}
+
+/* FALSE when the kernel holds fewer watches than the monitors we made. */
+static gboolean
+watches_all_granted (void)
+{
+  guint kernel = kernel_inotify_watches ();
+  guint expected = (guint) g_atomic_int_get (&expected_watches);
+
+  if (kernel >= expected)
+    return TRUE;
+  g_message ("The kernel granted %u of %u inotify watches (fs.inotify.max_user_watches)", kernel,
+             expected);
+  return FALSE;
+}
+
 static void
 release_monitor (gpointer data)
 {
   GFileMonitor *monitor = data;
 
+  g_atomic_int_add (&expected_watches, -1);
   g_signal_handlers_disconnect_matched (monitor, G_SIGNAL_MATCH_FUNC, 0, 0, NULL,
                                         on_monitor_changed, NULL);
   g_file_monitor_cancel (monitor);
@@ -204,6 +260,7 @@ watch_tree (FsWatcher *self, const gchar *rel, GPtrArray *contents)
         }
       g_signal_connect (monitor, "changed", G_CALLBACK (on_monitor_changed), self);
       g_tree_insert (self->monitors, g_strdup (dir), g_steal_pointer (&monitor));
+      g_atomic_int_inc (&expected_watches);
 
       enumerator = g_file_enumerate_children (
         dir_file, G_FILE_ATTRIBUTE_STANDARD_NAME "," G_FILE_ATTRIBUTE_STANDARD_TYPE,
@@ -239,7 +296,7 @@ watch_tree (FsWatcher *self, const gchar *rel, GPtrArray *contents)
             g_ptr_array_add (todo, g_steal_pointer (&child));
         }
     }
-  return TRUE;
+  return watches_all_granted ();
 }
 
 static gboolean

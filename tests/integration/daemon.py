@@ -25,7 +25,7 @@ def _die_with_test():
 
 
 class DaemonDevice:
-    def __init__(self, ws, name, store, key, extra_env=None):
+    def __init__(self, ws, name, store, key, extra_env=None, wrapper=None):
         self.ws = ws
         self.name = name
         self.store = store
@@ -33,6 +33,7 @@ class DaemonDevice:
         self.root = ws.path(name, "folder")
         self.home = ws.path(name, "home")
         self.extra_env = extra_env or {}
+        self.wrapper = wrapper or []  # e.g. a user namespace with its own inotify limit
         os.makedirs(self.root, exist_ok=True)
         os.makedirs(self.home, exist_ok=True)
         self.bus = None
@@ -74,7 +75,7 @@ class DaemonDevice:
 
     def start_daemon(self):
         log = open(os.path.join(self.home, "daemon.log"), "ab")
-        self.daemon = subprocess.Popen([FOLDERSYNCD], env=self.env(), stdout=log, stderr=log,
+        self.daemon = subprocess.Popen(self.wrapper + [FOLDERSYNCD], env=self.env(), stdout=log, stderr=log,
                                        stdin=subprocess.DEVNULL, preexec_fn=_die_with_test)
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:

@@ -156,6 +156,57 @@ def test_polling_fallback_still_syncs():
         stop_all(ws, a, b)
 
 
+def without_prefix(args):
+    i = args.index("--prefix")
+    return args[:i] + args[i + 2:]
+
+
+def test_kernel_watch_limit_falls_back():
+    """The real limit, not a forced one: in a user namespace whose
+    max_user_watches is 60, two folders of 41 directories cannot both be
+    watched; the second must say polling and still sync."""
+    probe = subprocess.run(["unshare", "-U", "-r", "sh", "-c",
+                            "echo 60 > /proc/sys/fs/inotify/max_user_watches"], capture_output=True)
+    if probe.returncode != 0:
+        from fstest import Skip
+        raise Skip("cannot set max_user_watches in a user namespace here: %s" % probe.stderr.decode().strip())
+    wrapper = ["unshare", "-U", "-r", "sh", "-c",
+               'echo 60 > /proc/sys/fs/inotify/max_user_watches && exec "$0"']
+    ws = Workspace("watchlimit")
+    key = ws.keyfile()
+    store = ws.remote()
+    a = DaemonDevice(ws, "A", store, key, wrapper=wrapper)
+    try:
+        a.start()
+        second = ws.path("A", "second")
+        for root in (a.root, second):
+            for i in range(40):
+                os.makedirs(os.path.join(root, "d%02d" % i))
+        a.add_folder("--batch-interval", str(BATCH_MS), "--poll-interval", str(POLL_S), "--prefix", "one")
+        a.cli("start", "--path", second, "--key-file", key, "--prefix", "two",
+              *(without_prefix(store.args()) if not isinstance(store, str) else ["--store", store]),
+              "--batch-interval", str(BATCH_MS), "--poll-interval", str(POLL_S))
+        folders = {f["path"]: f for f in __import__("json").loads(a.cli("status", "--json").stdout)["folders"]}
+        modes = sorted(f["watch_mode"] for f in folders.values())
+        print("# watch modes with max_user_watches=60: %s" % modes)
+        check(modes == ["inotify", "polling"], "modes %r" % modes)
+        polled = [p for p, f in folders.items() if f["watch_mode"] == "polling"][0]
+        prefix = "one" if polled == a.root else "two"
+        with open(os.path.join(polled, "d07", "late.txt"), "wb") as fh:
+            fh.write(b"seen by polling")
+        # another device reading that prefix gets the file: the polled folder synced it
+        c = ws.device("C", store, key)
+
+        def arrived():
+            c.sync("--prefix", prefix, "--confirm-deletes")
+            return os.path.exists(os.path.join(c.root, "d07", "late.txt"))
+        seconds = wait_for(arrived, LIMIT + POLL_S, "the file written in the polled folder")
+        print("# polled folder synced a new file in %.2f s" % seconds)
+    finally:
+        a.stop()
+        ws.cleanup()
+
+
 def cpu_seconds(pid):
     with open("/proc/%d/stat" % pid) as fh:
         fields = fh.read().rsplit(")", 1)[1].split()
@@ -225,5 +276,5 @@ def test_folders_restored_after_restart():
 if __name__ == "__main__":
     sys.exit(run_tests([test_live_changes_reach_the_other_daemon, test_many_files_make_few_batches,
                         test_polling_fallback_still_syncs, test_folders_restored_after_restart,
-                        test_stop_releases_and_guard_holds,
+                        test_stop_releases_and_guard_holds, test_kernel_watch_limit_falls_back,
                         test_idle_daemon_uses_no_cpu, test_sigkill_mid_transfer]))

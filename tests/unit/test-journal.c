@@ -28,7 +28,8 @@ test_path_valid (void)
 
   for (gsize i = 0; i < G_N_ELEMENTS (rows); i++)
     {
-      g_test_message ("path %s", rows[i].path);
+      g_autofree gchar *shown = g_strescape (rows[i].path, NULL);
+      g_test_message ("path %s", shown);
       g_assert_cmpint (fs_journal_path_valid (rows[i].path), ==, rows[i].valid);
     }
 }
