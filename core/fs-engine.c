@@ -493,7 +493,16 @@ fs_engine_new (const FsEngineConfig *config, GError **error)
   self->next_seq = next_seq != NULL ? g_ascii_strtoll (next_seq, NULL, 10) : 0;
 
   if (config->device_name != NULL && *config->device_name != '\0')
-    self->device_name = g_strdup (config->device_name);
+    {
+      if (!fs_device_name_valid (config->device_name))
+        {
+          g_set_error_literal (error, FS_ENGINE_ERROR, FS_ENGINE_ERROR_INVALID_ARGUMENT,
+                               "A device name must be 1 to 64 characters without ‘/’, "
+                               "parentheses or control characters");
+          return NULL;
+        }
+      self->device_name = g_strdup (config->device_name);
+    }
   else
     self->device_name = g_strdup_printf ("%s-%.4s", g_get_host_name (), self->device_id);
   fs_engine_set_max_workers (self, config->max_workers);

@@ -255,6 +255,12 @@ fs_folder_config_new_from_variant (GVariant *asv, GError **error)
       invalid (error, "Folder setting ‘%s’ must be 1 to 86400 s", "poll-interval");
       return NULL;
     }
+  if (config->device_name != NULL && !fs_device_name_valid (config->device_name))
+    {
+      invalid (error, "Folder setting ‘%s’ must be 1 to 64 characters without ‘/’, parentheses "
+                      "or control characters", "device-name");
+      return NULL;
+    }
 
   if (config->endpoint != NULL)
     {

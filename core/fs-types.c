@@ -1,4 +1,6 @@
 /* Constructors and helpers of the shared plain data types. */
+#include <string.h>
+
 #include "fs-types.h"
 
 FsEntry *
@@ -127,4 +129,18 @@ fs_path_normalize (const gchar *path)
   if (!g_utf8_validate (path, -1, NULL))
     return NULL;
   return g_utf8_normalize (path, -1, G_NORMALIZE_NFC);
+}
+
+gboolean
+fs_device_name_valid (const gchar *name)
+{
+  if (name == NULL || *name == '\0' || strlen (name) > 64 || !g_utf8_validate (name, -1, NULL))
+    return FALSE;
+  for (const gchar *p = name; *p != '\0'; p = g_utf8_next_char (p))
+    {
+      gunichar c = g_utf8_get_char (p);
+      if (c == '/' || c == '(' || c == ')' || g_unichar_iscntrl (c))
+        return FALSE;
+    }
+  return TRUE;
 }

@@ -62,6 +62,10 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC (FsRecord, fs_record_free)
 gchar *fs_hex_encode (const guint8 *data, gsize len);
 /* Lowercase RFC 4648 base32 without padding. */
 gchar *fs_base32_encode (const guint8 *data, gsize len);
+/* Whether @name can stand in conflict copies' names: 1 to 64 bytes of UTF-8,
+ * no '/', parentheses or control characters. */
+gboolean fs_device_name_valid (const gchar *name);
+
 /* NFC normalization of a UTF-8 path; NULL if @path is not valid UTF-8. */
 gchar *fs_path_normalize (const gchar *path);
 

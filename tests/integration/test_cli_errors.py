@@ -46,6 +46,9 @@ def test_usage_errors():
     one_line_error(proc, EXIT_USAGE, "--path")
     proc = subprocess.run([FOLDERSYNC, "frobnicate"], capture_output=True)
     check(proc.returncode == EXIT_USAGE, "unknown verb exit %d" % proc.returncode)
+    # a device name goes into conflict copies' names: no '/', no parentheses
+    proc = dev.run("--device-name", "bad)name")
+    one_line_error(proc, EXIT_USAGE, "device name")
     ws.cleanup()
 
 
