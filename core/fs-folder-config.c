@@ -537,8 +537,8 @@ fs_folder_config_delete (const gchar *id, GError **error)
    * read again. It is kept under secrets/removed/, never deleted. */
   if (g_file_test (key_path, G_FILE_TEST_EXISTS))
     {
-      g_autofree gchar *removed_dir = g_build_filename (fs_folder_config_get_base_dir (), "secrets",
-                                                        "removed", NULL);
+      g_autofree gchar *base_dir = fs_folder_config_get_base_dir ();
+      g_autofree gchar *removed_dir = g_build_filename (base_dir, "secrets", "removed", NULL);
       g_autofree gchar *kept = NULL;
       g_autofree gchar *name = g_strconcat (id, ".key", NULL);
 
