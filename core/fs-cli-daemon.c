@@ -170,6 +170,27 @@ add_store_options (GVariantBuilder *b, const StoreOptions *o, gchar **secret, GE
   return TRUE;
 }
 
+/* Connects to the daemon and finds the folders at @opt_path (all when NULL).
+ * FS_CLI_EXIT_OK with @manager and @folders set; else the message is printed
+ * and the exit code returned. */
+static int
+open_folders (const gchar *opt_path, GDBusObjectManager **manager, GList **folders)
+{
+  g_autoptr(GError) error = NULL;
+  g_autofree gchar *path = opt_path != NULL ? fs_cli_absolute_path (opt_path) : NULL;
+
+  *manager = connect_manager (&error);
+  if (*manager == NULL)
+    return remote_fail (error);
+  *folders = find_folders (*manager, path);
+  if (*folders == NULL)
+    {
+      g_clear_object (manager);
+      return no_such_folder (path);
+    }
+  return FS_CLI_EXIT_OK;
+}
+
 /* ---- start -------------------------------------------------------------- */
 
 int
@@ -292,7 +313,6 @@ for_each_folder (int argc, char **argv, const gchar *summary, gboolean remove)
   g_autoptr(GError) error = NULL;
   g_autoptr(GDBusObjectManager) manager = NULL;
   g_autoptr(FsDBusManager) proxy = NULL;
-  g_autofree gchar *path = NULL;
   GList *folders;
   int rc = FS_CLI_EXIT_OK;
 
@@ -301,13 +321,9 @@ for_each_folder (int argc, char **argv, const gchar *summary, gboolean remove)
     return fs_cli_usage_error (error->message);
   if (remove && opt_path == NULL)
     return fs_cli_usage_error ("--path is required");
-  path = opt_path != NULL ? fs_cli_absolute_path (opt_path) : NULL;
-  manager = connect_manager (&error);
-  if (manager == NULL)
-    return remote_fail (error);
-  folders = find_folders (manager, path);
-  if (folders == NULL)
-    return no_such_folder (path);
+  rc = open_folders (opt_path, &manager, &folders);
+  if (rc != FS_CLI_EXIT_OK)
+    return rc;
   if (remove)
     proxy = fs_dbus_manager_proxy_new_for_bus_sync (G_BUS_TYPE_SESSION, G_DBUS_PROXY_FLAGS_NONE,
                                                     BUS_NAME, MANAGER_PATH, NULL, &error);
@@ -471,7 +487,6 @@ fs_cli_force_sync (int argc, char **argv)
   g_autoptr(GOptionContext) context = g_option_context_new ("— a full reconcile now");
   g_autoptr(GError) error = NULL;
   g_autoptr(GDBusObjectManager) manager = NULL;
-  g_autofree gchar *path = NULL;
   gboolean timed_out = FALSE;
   gboolean tty = isatty (STDOUT_FILENO);
   GList *folders;
@@ -480,13 +495,9 @@ fs_cli_force_sync (int argc, char **argv)
   g_option_context_add_main_entries (context, entries, NULL);
   if (!g_option_context_parse (context, &argc, &argv, &error))
     return fs_cli_usage_error (error->message);
-  path = opt_path != NULL ? fs_cli_absolute_path (opt_path) : NULL;
-  manager = connect_manager (&error);
-  if (manager == NULL)
-    return remote_fail (error);
-  folders = find_folders (manager, path);
-  if (folders == NULL)
-    return no_such_folder (path);
+  rc = open_folders (opt_path, &manager, &folders);
+  if (rc != FS_CLI_EXIT_OK)
+    return rc;
 
   for (GList *l = folders; l != NULL && rc == FS_CLI_EXIT_OK; l = l->next)
     {
@@ -561,20 +572,15 @@ fs_cli_conflicts (int argc, char **argv)
   g_autoptr(GOptionContext) context = g_option_context_new ("— list conflict copies");
   g_autoptr(GError) error = NULL;
   g_autoptr(GDBusObjectManager) manager = NULL;
-  g_autofree gchar *path = NULL;
   GList *folders;
   int rc = FS_CLI_EXIT_OK;
 
   g_option_context_add_main_entries (context, entries, NULL);
   if (!g_option_context_parse (context, &argc, &argv, &error))
     return fs_cli_usage_error (error->message);
-  path = opt_path != NULL ? fs_cli_absolute_path (opt_path) : NULL;
-  manager = connect_manager (&error);
-  if (manager == NULL)
-    return remote_fail (error);
-  folders = find_folders (manager, path);
-  if (folders == NULL)
-    return no_such_folder (path);
+  rc = open_folders (opt_path, &manager, &folders);
+  if (rc != FS_CLI_EXIT_OK)
+    return rc;
   for (GList *l = folders; l != NULL && rc == FS_CLI_EXIT_OK; l = l->next)
     {
       g_autoptr(GVariant) conflicts = NULL;
@@ -610,7 +616,7 @@ fs_cli_generate_token (int argc, char **argv)
   g_autoptr(GOptionContext) context = g_option_context_new ("— a short-lived token another device pairs with");
   g_autoptr(GError) error = NULL;
   g_autoptr(GDBusObjectManager) manager = NULL;
-  g_autofree gchar *path = NULL;
+  int rc;
   g_autofree gchar *token = NULL;
   guint64 expires = 0;
   GList *folders;
@@ -623,13 +629,9 @@ fs_cli_generate_token (int argc, char **argv)
     return fs_cli_usage_error ("--path is required");
   if (opt_ttl <= 0)
     return fs_cli_usage_error ("--ttl must be a positive number of seconds");
-  path = fs_cli_absolute_path (opt_path);
-  manager = connect_manager (&error);
-  if (manager == NULL)
-    return remote_fail (error);
-  folders = find_folders (manager, path);
-  if (folders == NULL)
-    return no_such_folder (path);
+  rc = open_folders (opt_path, &manager, &folders);
+  if (rc != FS_CLI_EXIT_OK)
+    return rc;
   ok = fs_dbus_folder_call_generate_token_sync (folders->data, (guint) opt_ttl, &token, &expires,
                                                 NULL, &error);
   g_list_free_full (folders, g_object_unref);
