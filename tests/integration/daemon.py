@@ -58,16 +58,19 @@ class DaemonDevice:
         env.update(self.extra_env)
         return env
 
-    def start_bus(self):
+    def start_bus(self, service_dir=None):
+        """A private session bus; with @service_dir, it activates the services there."""
         config = os.path.join(self.home, "bus.conf")
+        services = "<servicedir>%s</servicedir>" % service_dir if service_dir else ""
         with open(config, "w") as fh:
             fh.write("""<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
  "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
-<busconfig><type>session</type><listen>unix:tmpdir=%s</listen>
+<busconfig><type>session</type><listen>unix:tmpdir=%s</listen>%s
 <policy context="default"><allow send_destination="*" eavesdrop="true"/><allow eavesdrop="true"/>
-<allow own="*"/></policy></busconfig>""" % self.home)
+<allow own="*"/></policy></busconfig>""" % (self.home, services))
+        # Activated services inherit the bus's environment: the device's XDG dirs.
         self.bus = subprocess.Popen(["dbus-daemon", "--config-file", config, "--nofork",
-                                     "--print-address=1"], stdout=subprocess.PIPE,
+                                     "--print-address=1"], stdout=subprocess.PIPE, env=self.env(),
                                     stderr=subprocess.DEVNULL, preexec_fn=_die_with_test)
         self.bus_address = self.bus.stdout.readline().decode().strip()
         if not self.bus_address:

@@ -156,6 +156,31 @@ def test_polling_fallback_still_syncs():
         stop_all(ws, a, b)
 
 
+def test_cli_activates_the_daemon():
+    """No daemon running: the CLI's first call makes the bus start it from
+    the D-Bus activation file (as installed from data/, Exec pointed at the
+    build tree here)."""
+    from daemon import FOLDERSYNCD
+    ws = Workspace("activation")
+    a = DaemonDevice(ws, "A", ws.remote(), ws.keyfile())
+    try:
+        services = ws.path("services")
+        os.makedirs(services)
+        with open(os.path.join(services, "org.toolbox.FolderSync.service"), "w") as fh:
+            fh.write("[D-BUS Service]\nName=org.toolbox.FolderSync\nExec=%s\n" % FOLDERSYNCD)
+        a.start_bus(service_dir=services)
+        a.add_folder()
+        st = a.status()
+        check(st is not None and st["path"] == a.root, "not activated: %r" % st)
+        with open(os.path.join(a.root, "x.txt"), "wb") as fh:
+            fh.write(b"x")
+        wait_for(lambda: a.status()["sync_count"] >= 2, 30, "the activated daemon to sync")
+    finally:
+        # The activated daemon is the bus's child: it exits when the bus goes.
+        a.stop()
+        ws.cleanup()
+
+
 def without_prefix(args):
     i = args.index("--prefix")
     return args[:i] + args[i + 2:]
@@ -277,4 +302,5 @@ if __name__ == "__main__":
     sys.exit(run_tests([test_live_changes_reach_the_other_daemon, test_many_files_make_few_batches,
                         test_polling_fallback_still_syncs, test_folders_restored_after_restart,
                         test_stop_releases_and_guard_holds, test_kernel_watch_limit_falls_back,
+                        test_cli_activates_the_daemon,
                         test_idle_daemon_uses_no_cpu, test_sigkill_mid_transfer]))
