@@ -3,6 +3,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <glib/gi18n.h>
 #include <glib/gstdio.h>
 #include <locale.h>
 #include <stdio.h>
@@ -38,19 +39,19 @@ log_writer (GLogLevelFlags level, const GLogField *fields, gsize n_fields, gpoin
 static int
 cmd_keygen (int argc, char **argv)
 {
-  g_autoptr(GOptionContext) context = g_option_context_new ("— print a new random key");
+  g_autoptr(GOptionContext) context = g_option_context_new (_("— print a new random key"));
   g_autoptr(GError) error = NULL;
   g_autofree gchar *hex = NULL;
 
   g_option_context_set_description (context,
-                                    "Prints 64 hex characters (a 256-bit key). Keep it in a file "
-                                    "of mode 0600:\n  umask 077; foldersync keygen > notes.key");
+                                    _("Prints 64 hex characters (a 256-bit key). Keep it in a file "
+                                      "of mode 0600:\n  umask 077; foldersync keygen > notes.key"));
   if (!g_option_context_parse (context, &argc, &argv, &error))
     return fs_cli_usage_error (error->message);
   if (argc > 1)
-    return fs_cli_usage_error ("keygen takes no arguments");
+    return fs_cli_usage_error (_("keygen takes no arguments"));
   if (isatty (STDOUT_FILENO))
-    g_printerr ("foldersync: warning: printing a secret key to a terminal\n");
+    fs_cli_error (_("warning: printing a secret key to a terminal"));
   hex = fs_keyfile_generate_hex ();
   g_print ("%s\n", hex);
   explicit_bzero (hex, strlen (hex));
@@ -119,14 +120,16 @@ print_summary (const gchar *path, const FsSyncStats *s)
   g_autofree gchar *up = format_size (s->bytes_up);
   g_autofree gchar *down = format_size (s->bytes_down);
 
-  g_print ("Synced %s: %u up (%s), %u down (%s), %u deleted here, %u deleted remotely, "
-           "%u conflicts, %u errors",
+  /* TRANSLATORS: the summary of `foldersync sync`; "up" is uploaded to the
+   * store, "down" downloaded from it, the values in parentheses are sizes. */
+  g_print (_("Synced %s: %u up (%s), %u down (%s), %u deleted here, %u deleted remotely, "
+             "%u conflicts, %u errors"),
            path, s->files_up, up, s->files_down, down, s->deleted_local, s->deleted_remote,
            s->conflicts, s->errors);
   if (s->deferred > 0)
-    g_print (", %u deferred", s->deferred);
+    g_print (_(", %u deferred"), s->deferred);
   if (s->held_deletes > 0)
-    g_print (", %u deletions held back", s->held_deletes);
+    g_print (_(", %u deletions held back"), s->held_deletes);
   g_print ("\n");
 }
 
@@ -166,35 +169,35 @@ cmd_sync (int argc, char **argv)
   gboolean opt_confirm_deletes = FALSE;
   gint opt_max_workers = 0;
   const GOptionEntry entries[] = {
-    { "path", 'p', 0, G_OPTION_ARG_FILENAME, &opt_path, "The folder to sync (required)", "DIR" },
+    { "path", 'p', 0, G_OPTION_ARG_FILENAME, &opt_path, N_("The folder to sync (required)"), "DIR" },
     { "key-file", 'k', 0, G_OPTION_ARG_FILENAME, &opt_key_file,
-      "The folder's key: 64 hex characters, mode 0600 (required)", "FILE" },
+      N_("The folder's key: 64 hex characters, mode 0600 (required)"), "FILE" },
     { "store", 's', 0, G_OPTION_ARG_FILENAME, &opt_store,
-      "A local store directory (default: $XDG_DATA_HOME/foldersync/store)", "DIR" },
+      N_("A local store directory (default: $XDG_DATA_HOME/foldersync/store)"), "DIR" },
     { "endpoint", 0, 0, G_OPTION_ARG_STRING, &opt_endpoint,
-      "An S3 server (http(s)://host[:port]) instead of a local store", "URL" },
-    { "bucket", 'b', 0, G_OPTION_ARG_STRING, &opt_bucket, "The S3 bucket", "BUCKET" },
-    { "prefix", 0, 0, G_OPTION_ARG_STRING, &opt_prefix, "Key prefix inside the store", "PREFIX" },
-    { "region", 0, 0, G_OPTION_ARG_STRING, &opt_region, "S3 region (default us-east-1)",
+      N_("An S3 server (http(s)://host[:port]) instead of a local store"), "URL" },
+    { "bucket", 'b', 0, G_OPTION_ARG_STRING, &opt_bucket, N_("The S3 bucket"), "BUCKET" },
+    { "prefix", 0, 0, G_OPTION_ARG_STRING, &opt_prefix, N_("Key prefix inside the store"), "PREFIX" },
+    { "region", 0, 0, G_OPTION_ARG_STRING, &opt_region, N_("S3 region (default us-east-1)"),
       "REGION" },
     { "access-key", 0, 0, G_OPTION_ARG_STRING, &opt_access_key,
-      "S3 access key (default: $AWS_ACCESS_KEY_ID)", "KEY" },
+      N_("S3 access key (default: $AWS_ACCESS_KEY_ID)"), "KEY" },
     { "secret-key-file", 0, 0, G_OPTION_ARG_FILENAME, &opt_secret_key_file,
-      "File holding the S3 secret key, mode 0600 (default: $AWS_SECRET_ACCESS_KEY)", "FILE" },
+      N_("File holding the S3 secret key, mode 0600 (default: $AWS_SECRET_ACCESS_KEY)"), "FILE" },
     { "ca-file", 0, 0, G_OPTION_ARG_FILENAME, &opt_ca_file,
-      "PEM file of the CA to trust for https (default: the system's)", "FILE" },
+      N_("PEM file of the CA to trust for https (default: the system's)"), "FILE" },
     { "device-name", 0, 0, G_OPTION_ARG_STRING, &opt_device_name,
-      "Name used in conflict copies (default: host name and device id)", "NAME" },
+      N_("Name used in conflict copies (default: host name and device id)"), "NAME" },
     { "audit", 0, 0, G_OPTION_ARG_NONE, &opt_audit,
-      "Read the whole remote journal again, not only what is new", NULL },
+      N_("Read the whole remote journal again, not only what is new"), NULL },
     { "confirm-deletes", 0, 0, G_OPTION_ARG_NONE, &opt_confirm_deletes,
-      "Apply deletions even when they would remove more than half of the folder", NULL },
-    { "json", 0, 0, G_OPTION_ARG_NONE, &opt_json, "Print the summary as JSON", NULL },
-    { "max-workers", 0, 0, G_OPTION_ARG_INT, &opt_max_workers, "Parallel transfers (default 4)",
+      N_("Apply deletions even when they would remove more than half of the folder"), NULL },
+    { "json", 0, 0, G_OPTION_ARG_NONE, &opt_json, N_("Print the summary as JSON"), NULL },
+    { "max-workers", 0, 0, G_OPTION_ARG_INT, &opt_max_workers, N_("Parallel transfers (default 4)"),
       "N" },
     { NULL },
   };
-  g_autoptr(GOptionContext) context = g_option_context_new ("— make a folder and its store agree, both ways");
+  g_autoptr(GOptionContext) context = g_option_context_new (_("— make a folder and its store agree, both ways"));
   g_autoptr(GError) error = NULL;
   g_autoptr(GBytes) key = NULL;
   g_autoptr(FsStorage) storage = NULL;
@@ -208,20 +211,23 @@ cmd_sync (int argc, char **argv)
   FsEngineConfig config = { 0 };
   gboolean ok;
 
-  g_option_context_add_main_entries (context, entries, NULL);
-  g_option_context_set_description (context, "Exit codes are listed in docs/cli.md.");
+  g_option_context_add_main_entries (context, entries, GETTEXT_PACKAGE);
+  g_option_context_set_description (context, _("Exit codes are listed in foldersync(1)."));
   if (!g_option_context_parse (context, &argc, &argv, &error))
     return fs_cli_usage_error (error->message);
+  /* --json output is for programs: its messages stay untranslated. */
+  if (opt_json)
+    setlocale (LC_MESSAGES, "C");
   if (argc > 1)
-    return fs_cli_usage_error ("sync takes no positional arguments");
+    return fs_cli_usage_error (_("sync takes no positional arguments"));
   if (opt_path == NULL)
-    return fs_cli_usage_error ("--path is required");
+    return fs_cli_usage_error (_("--path is required"));
   if (opt_key_file == NULL)
-    return fs_cli_usage_error ("--key-file is required (create one with: foldersync keygen)");
+    return fs_cli_usage_error (_("--key-file is required (create one with: foldersync keygen)"));
   if (opt_endpoint != NULL && opt_store != NULL)
-    return fs_cli_usage_error ("--endpoint and --store exclude each other");
+    return fs_cli_usage_error (_("--endpoint and --store exclude each other"));
   if (opt_max_workers < 0 || opt_max_workers > 64)
-    return fs_cli_usage_error ("--max-workers must be 1 to 64");
+    return fs_cli_usage_error (_("--max-workers must be 1 to 64"));
 
   key = fs_keyfile_load (opt_key_file, &error);
   if (key == NULL)
@@ -279,7 +285,7 @@ cmd_sync (int argc, char **argv)
   else
     {
       for (guint i = 0; i < messages->len; i++)
-        g_printerr ("foldersync: %s\n", (const gchar *) g_ptr_array_index (messages, i));
+        fs_cli_error ("%s", (const gchar *) g_ptr_array_index (messages, i));
       if (ok)
         print_summary (path, &stats);
     }
@@ -299,33 +305,38 @@ typedef struct {
 } Verb;
 
 static const Verb verbs[] = {
-  { "start", fs_cli_start, "Sync a folder live, in the daemon" },
-  { "stop", fs_cli_stop, "Stop syncing (the folder stays configured)" },
-  { "status", fs_cli_status, "Show every synced folder" },
-  { "force-sync", fs_cli_force_sync, "A full reconcile now" },
-  { "conflicts", fs_cli_conflicts, "List conflict copies" },
-  { "remove", fs_cli_remove, "Forget a folder (its files stay)" },
-  { "generate-token", fs_cli_generate_token, "A short-lived token to share a folder" },
-  { "pair", fs_cli_pair, "Join a folder another device shares, with its token" },
-  { "sync", cmd_sync, "Make a folder and its store agree, both ways, once, without the daemon" },
-  { "keygen", cmd_keygen, "Print a new random key" },
+  { "start", fs_cli_start, N_("Sync a folder live, in the daemon") },
+  { "stop", fs_cli_stop, N_("Stop syncing (the folder stays configured)") },
+  { "status", fs_cli_status, N_("Show every synced folder") },
+  { "force-sync", fs_cli_force_sync, N_("A full reconcile now") },
+  { "conflicts", fs_cli_conflicts, N_("List conflict copies") },
+  { "remove", fs_cli_remove, N_("Forget a folder (its files stay)") },
+  { "generate-token", fs_cli_generate_token, N_("A short-lived token to share a folder") },
+  { "pair", fs_cli_pair, N_("Join a folder another device shares, with its token") },
+  { "sync", cmd_sync, N_("Make a folder and its store agree, both ways, once, without the daemon") },
+  { "keygen", cmd_keygen, N_("Print a new random key") },
 };
 
 static void
 print_usage (FILE *out)
 {
-  fprintf (out, "Usage: foldersync [--verbose] COMMAND [OPTIONS]\n\nCommands:\n");
+  fprintf (out, "%s\n\n%s\n", _("Usage: foldersync [--verbose] COMMAND [OPTIONS]"), _("Commands:"));
   for (gsize i = 0; i < G_N_ELEMENTS (verbs); i++)
-    fprintf (out, "  %-10s %s\n", verbs[i].name, verbs[i].summary);
-  fprintf (out, "\nRun ‘foldersync COMMAND --help’ for the options of a command.\n");
+    fprintf (out, "  %-15s %s\n", verbs[i].name, _(verbs[i].summary));
+  fprintf (out, "\n%s\n", _("Run ‘foldersync COMMAND --help’ for the options of a command."));
 }
 
 int
 main (int argc, char **argv)
 {
   int first = 1;
+  const gchar *localedir = g_getenv ("FOLDERSYNC_LOCALEDIR");
 
   setlocale (LC_ALL, "");
+  /* FOLDERSYNC_LOCALEDIR: the catalogs of an uninstalled build (meson devenv). */
+  bindtextdomain (GETTEXT_PACKAGE, localedir != NULL && *localedir != '\0' ? localedir : LOCALEDIR);
+  bind_textdomain_codeset (GETTEXT_PACKAGE, "UTF-8");
+  textdomain (GETTEXT_PACKAGE);
   g_log_set_writer_func (log_writer, NULL, NULL);
 
   for (; first < argc && argv[first][0] == '-'; first++)
@@ -344,7 +355,7 @@ main (int argc, char **argv)
         }
       else
         {
-          g_printerr ("foldersync: unknown option %s\n", argv[first]);
+          fs_cli_error (_("unknown option %s"), argv[first]);
           print_usage (stderr);
           return FS_CLI_EXIT_USAGE;
         }
@@ -361,7 +372,7 @@ main (int argc, char **argv)
         g_set_prgname (prgname);
         return verbs[i].run (argc - first, argv + first);
       }
-  g_printerr ("foldersync: unknown command ‘%s’\n", argv[first]);
+  fs_cli_error (_("unknown command ‘%s’"), argv[first]);
   print_usage (stderr);
   return FS_CLI_EXIT_USAGE;
 }

@@ -4,6 +4,7 @@
 #include "config.h"
 
 #include <glib-unix.h>
+#include <glib/gi18n.h>
 #include <locale.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -108,19 +109,25 @@ main (int argc, char **argv)
   gboolean opt_version = FALSE;
   gboolean opt_verbose = FALSE;
   const GOptionEntry entries[] = {
-    { "replace", 'r', 0, G_OPTION_ARG_NONE, &opt_replace, "Replace a running foldersyncd", NULL },
-    { "verbose", 'v', 0, G_OPTION_ARG_NONE, &opt_verbose, "Show debug messages", NULL },
-    { "version", 0, 0, G_OPTION_ARG_NONE, &opt_version, "Print the version and exit", NULL },
+    { "replace", 'r', 0, G_OPTION_ARG_NONE, &opt_replace, N_("Replace a running foldersyncd"), NULL },
+    { "verbose", 'v', 0, G_OPTION_ARG_NONE, &opt_verbose, N_("Show debug messages"), NULL },
+    { "version", 0, 0, G_OPTION_ARG_NONE, &opt_version, N_("Print the version and exit"), NULL },
     { NULL },
   };
-  g_autoptr (GOptionContext) context = g_option_context_new ("— the FolderSync daemon");
+  g_autoptr (GOptionContext) context = g_option_context_new (_("— the FolderSync daemon"));
   g_autoptr (GError) error = NULL;
   GBusNameOwnerFlags flags;
   Daemon d = { 0 };
+  const gchar *localedir = g_getenv ("FOLDERSYNC_LOCALEDIR");
 
+  /* The daemon's messages for people are its D-Bus errors (and LastError):
+   * in the language of the session that started it. Log lines stay English. */
   setlocale (LC_ALL, "");
+  bindtextdomain (GETTEXT_PACKAGE, localedir != NULL && *localedir != '\0' ? localedir : LOCALEDIR);
+  bind_textdomain_codeset (GETTEXT_PACKAGE, "UTF-8");
+  textdomain (GETTEXT_PACKAGE);
   g_set_prgname ("foldersyncd");
-  g_option_context_add_main_entries (context, entries, NULL);
+  g_option_context_add_main_entries (context, entries, GETTEXT_PACKAGE);
   if (!g_option_context_parse (context, &argc, &argv, &error))
     {
       g_printerr ("foldersyncd: %s\n", error->message);

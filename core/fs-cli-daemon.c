@@ -3,6 +3,7 @@
  * (data/org.toolbox.FolderSync.xml); calling the bus activates the daemon. */
 #include "config.h"
 
+#include <glib/gi18n.h>
 #include <json-glib/json-glib.h>
 #include <stdio.h>
 #include <unistd.h>
@@ -10,6 +11,8 @@
 #include "fs-cli.h"
 #include "fs-dbus-error.h"
 #include "fs-dbus-generated.h"
+#include "fs-cli-qr.h"
+#include "fs-long-token.h"
 #include "fs-store-config.h"
 
 #define BUS_NAME "org.toolbox.FolderSync"
@@ -37,7 +40,7 @@ connect_manager (GError **error)
       /* No session bus at all: the same "cannot reach the daemon" exit code. */
       if (error != NULL && *error != NULL && (*error)->domain != G_DBUS_ERROR)
         {
-          g_autofree gchar *message = g_strdup_printf ("Cannot reach the session bus: %s",
+          g_autofree gchar *message = g_strdup_printf (_("Cannot reach the session bus: %s"),
                                                        (*error)->message);
           g_clear_error (error);
           g_set_error_literal (error, G_DBUS_ERROR, G_DBUS_ERROR_FAILED, message);
@@ -50,7 +53,7 @@ connect_manager (GError **error)
   if (owner == NULL)
     {
       g_set_error_literal (error, G_DBUS_ERROR, G_DBUS_ERROR_SERVICE_UNKNOWN,
-                           "foldersyncd is not running on the session bus and could not be started");
+                           _("foldersyncd is not running on the session bus and could not be started"));
       return NULL;
     }
   return g_steal_pointer (&manager);
@@ -81,9 +84,9 @@ static int
 no_such_folder (const gchar *path)
 {
   if (path != NULL)
-    g_printerr ("foldersync: No synced folder at ‘%s’\n", path);
+    fs_cli_error (_("No synced folder at ‘%s’"), path);
   else
-    g_printerr ("foldersync: No folders are synced\n");
+    fs_cli_error ("%s", _("No folders are synced"));
   return FS_CLI_EXIT_NOT_FOUND;
 }
 
@@ -118,27 +121,28 @@ add_store_option_entries (GOptionContext *context, StoreOptions *o)
 {
   const GOptionEntry entries[] = {
     { "store", 's', 0, G_OPTION_ARG_FILENAME, &o->store,
-      "A local store directory (default: $XDG_DATA_HOME/foldersync/store)", "DIR" },
-    { "endpoint", 0, 0, G_OPTION_ARG_STRING, &o->endpoint, "An S3 server instead", "URL" },
-    { "bucket", 'b', 0, G_OPTION_ARG_STRING, &o->bucket, "The S3 bucket", "BUCKET" },
-    { "region", 0, 0, G_OPTION_ARG_STRING, &o->region, "S3 region", "REGION" },
+      N_("A local store directory (default: $XDG_DATA_HOME/foldersync/store)"), "DIR" },
+    { "endpoint", 0, 0, G_OPTION_ARG_STRING, &o->endpoint, N_("An S3 server instead"), "URL" },
+    { "bucket", 'b', 0, G_OPTION_ARG_STRING, &o->bucket, N_("The S3 bucket"), "BUCKET" },
+    { "region", 0, 0, G_OPTION_ARG_STRING, &o->region, N_("S3 region"), "REGION" },
     { "access-key", 0, 0, G_OPTION_ARG_STRING, &o->access_key,
-      "S3 access key (default: $AWS_ACCESS_KEY_ID)", "KEY" },
+      N_("S3 access key (default: $AWS_ACCESS_KEY_ID)"), "KEY" },
     { "secret-key-file", 0, 0, G_OPTION_ARG_FILENAME, &o->secret_key_file,
-      "File holding the S3 secret key (default: $AWS_SECRET_ACCESS_KEY)", "FILE" },
-    { "ca-file", 0, 0, G_OPTION_ARG_FILENAME, &o->ca_file, "CA to trust for https", "FILE" },
-    { "device-name", 0, 0, G_OPTION_ARG_STRING, &o->device_name, "Name in conflict copies",
+      N_("File holding the S3 secret key (default: $AWS_SECRET_ACCESS_KEY)"), "FILE" },
+    { "ca-file", 0, 0, G_OPTION_ARG_FILENAME, &o->ca_file, N_("CA to trust for https"), "FILE" },
+    { "device-name", 0, 0, G_OPTION_ARG_STRING, &o->device_name, N_("Name in conflict copies"),
       "NAME" },
     { NULL },
   };
   /* GLib copies the entries; the pointers into @o stay valid. */
-  g_option_context_add_main_entries (context, entries, NULL);
+  g_option_context_add_main_entries (context, entries, GETTEXT_PACKAGE);
 }
 
 /* Adds the store options to an a{sv}. @secret receives the S3 secret key
  * the builder now holds too; the caller wipes it. */
 static gboolean
-add_store_options (GVariantBuilder *b, const StoreOptions *o, gchar **secret, GError **error)
+add_store_options (GVariantBuilder *b, const StoreOptions *o, gboolean with_credentials,
+                   gchar **secret, GError **error)
 {
 #define ADD_STRING(key, value)                                                         \
   if ((value) != NULL)                                                                 \
@@ -153,7 +157,7 @@ add_store_options (GVariantBuilder *b, const StoreOptions *o, gchar **secret, GE
   ADD_STRING ("region", o->region);
   ADD_STRING ("ca-file", o->ca_file);
   ADD_STRING ("device-name", o->device_name);
-  if (o->endpoint != NULL)
+  if (o->endpoint != NULL || with_credentials)
     {
       ADD_STRING ("access-key", o->access_key != NULL ? o->access_key : g_getenv ("AWS_ACCESS_KEY_ID"));
       if (o->secret_key_file != NULL)
@@ -200,19 +204,19 @@ fs_cli_start (int argc, char **argv)
   g_auto(StoreOptions) store_opts = { 0 };
   gint opt_batch_interval = -1, opt_max_workers = -1, opt_poll_interval = -1;
   const GOptionEntry entries[] = {
-    { "path", 'p', 0, G_OPTION_ARG_FILENAME, &opt_path, "The folder to sync (required)", "DIR" },
+    { "path", 'p', 0, G_OPTION_ARG_FILENAME, &opt_path, N_("The folder to sync (required)"), "DIR" },
     { "key-file", 'k', 0, G_OPTION_ARG_FILENAME, &opt_key_file,
-      "Join with this existing key (64 hex characters, mode 0600); default: a new key", "FILE" },
-    { "prefix", 0, 0, G_OPTION_ARG_STRING, &opt_prefix, "Key prefix inside the store", "PREFIX" },
+      N_("Join with this existing key (64 hex characters, mode 0600); default: a new key"), "FILE" },
+    { "prefix", 0, 0, G_OPTION_ARG_STRING, &opt_prefix, N_("Key prefix inside the store"), "PREFIX" },
     { "batch-interval", 0, 0, G_OPTION_ARG_INT, &opt_batch_interval,
-      "Quiet time before a batch of changes syncs (ms, default 500)", "MS" },
-    { "max-workers", 0, 0, G_OPTION_ARG_INT, &opt_max_workers, "Parallel transfers (default 4)",
+      N_("Quiet time before a batch of changes syncs (ms, default 500)"), "MS" },
+    { "max-workers", 0, 0, G_OPTION_ARG_INT, &opt_max_workers, N_("Parallel transfers (default 4)"),
       "N" },
     { "poll-interval", 0, 0, G_OPTION_ARG_INT, &opt_poll_interval,
-      "Remote poll and polling fallback interval (s, default 30)", "S" },
+      N_("Remote poll and polling fallback interval (s, default 30)"), "S" },
     { NULL },
   };
-  g_autoptr(GOptionContext) context = g_option_context_new ("— sync a folder live, in the daemon");
+  g_autoptr(GOptionContext) context = g_option_context_new (_("— sync a folder live, in the daemon"));
   g_autoptr(GError) error = NULL;
   g_autoptr(GDBusObjectManager) manager = NULL;
   g_autoptr(FsDBusManager) proxy = NULL;
@@ -222,12 +226,12 @@ fs_cli_start (int argc, char **argv)
   GVariantBuilder config;
   GList *existing;
 
-  g_option_context_add_main_entries (context, entries, NULL);
+  g_option_context_add_main_entries (context, entries, GETTEXT_PACKAGE);
   add_store_option_entries (context, &store_opts);
   if (!g_option_context_parse (context, &argc, &argv, &error))
     return fs_cli_usage_error (error->message);
   if (opt_path == NULL)
-    return fs_cli_usage_error ("--path is required");
+    return fs_cli_usage_error (_("--path is required"));
   path = fs_cli_absolute_path (opt_path);
 
   manager = connect_manager (&error);
@@ -243,7 +247,7 @@ fs_cli_start (int argc, char **argv)
       g_list_free_full (existing, g_object_unref);
       if (!ok)
         return remote_fail (error);
-      g_print ("Syncing %s\n", path);
+      g_print (_("Syncing %s\n"), path);
       return FS_CLI_EXIT_OK;
     }
 
@@ -261,7 +265,7 @@ fs_cli_start (int argc, char **argv)
       ADD_STRING ("key-file", key_file);
     }
   ADD_STRING ("prefix", opt_prefix);
-  if (!add_store_options (&config, &store_opts, &secret, &error))
+  if (!add_store_options (&config, &store_opts, FALSE, &secret, &error))
     {
       g_variant_builder_clear (&config);
       return fs_cli_fail (error);
@@ -284,7 +288,7 @@ fs_cli_start (int argc, char **argv)
     }
   if (secret != NULL)
     explicit_bzero (secret, strlen (secret));
-  g_print ("Syncing %s (%s)\n", path, object_path);
+  g_print (_("Syncing %s (%s)\n"), path, object_path);
   if (opt_key_file == NULL)
     {
       /* The daemon made a key: the user must know it exists and where. */
@@ -292,8 +296,8 @@ fs_cli_start (int argc, char **argv)
       g_autofree gchar *name = g_strconcat (id, ".key", NULL);
       g_autofree gchar *key_path = g_build_filename (g_get_user_config_dir (), "foldersync",
                                                      "secrets", name, NULL);
-      g_print ("A new key was made for this folder: %s\n"
-               "Keep a copy somewhere safe: without it the store cannot be read.\n",
+      g_print (_("A new key was made for this folder: %s\n"
+                 "Keep a copy somewhere safe: without it the store cannot be read.\n"),
                key_path);
     }
   return FS_CLI_EXIT_OK;
@@ -306,7 +310,7 @@ for_each_folder (int argc, char **argv, const gchar *summary, gboolean remove)
 {
   g_autofree gchar *opt_path = NULL;
   const GOptionEntry entries[] = {
-    { "path", 'p', 0, G_OPTION_ARG_FILENAME, &opt_path, "Only this folder (default: all)", "DIR" },
+    { "path", 'p', 0, G_OPTION_ARG_FILENAME, &opt_path, N_("Only this folder (default: all)"), "DIR" },
     { NULL },
   };
   g_autoptr(GOptionContext) context = g_option_context_new (summary);
@@ -316,11 +320,11 @@ for_each_folder (int argc, char **argv, const gchar *summary, gboolean remove)
   GList *folders;
   int rc = FS_CLI_EXIT_OK;
 
-  g_option_context_add_main_entries (context, entries, NULL);
+  g_option_context_add_main_entries (context, entries, GETTEXT_PACKAGE);
   if (!g_option_context_parse (context, &argc, &argv, &error))
     return fs_cli_usage_error (error->message);
   if (remove && opt_path == NULL)
-    return fs_cli_usage_error ("--path is required");
+    return fs_cli_usage_error (_("--path is required"));
   rc = open_folders (opt_path, &manager, &folders);
   if (rc != FS_CLI_EXIT_OK)
     return rc;
@@ -337,7 +341,8 @@ for_each_folder (int argc, char **argv, const gchar *summary, gboolean remove)
       if (!ok)
         rc = remote_fail (error);
       else
-        g_print ("%s %s\n", remove ? "No longer syncing" : "Stopped", fs_dbus_folder_get_local_path (folder));
+        g_print (remove ? _("No longer syncing %s\n") : _("Stopped %s\n"),
+                 fs_dbus_folder_get_local_path (folder));
     }
   g_list_free_full (folders, g_object_unref);
   return rc;
@@ -346,13 +351,13 @@ for_each_folder (int argc, char **argv, const gchar *summary, gboolean remove)
 int
 fs_cli_stop (int argc, char **argv)
 {
-  return for_each_folder (argc, argv, "— stop syncing (the folder stays configured)", FALSE);
+  return for_each_folder (argc, argv, _("— stop syncing (the folder stays configured)"), FALSE);
 }
 
 int
 fs_cli_remove (int argc, char **argv)
 {
-  return for_each_folder (argc, argv, "— forget a folder (its files stay)", TRUE);
+  return for_each_folder (argc, argv, _("— forget a folder (its files stay)"), TRUE);
 }
 
 /* ---- status ------------------------------------------------------------- */
@@ -362,7 +367,7 @@ format_time (guint64 unix_time)
 {
   g_autoptr(GDateTime) dt = NULL;
   if (unix_time == 0)
-    return g_strdup ("never");
+    return g_strdup (_("never"));
   dt = g_date_time_new_from_unix_local ((gint64) unix_time);
   return g_date_time_format (dt, "%Y-%m-%d %H:%M:%S");
 }
@@ -372,16 +377,16 @@ fs_cli_status (int argc, char **argv)
 {
   gboolean opt_json = FALSE;
   const GOptionEntry entries[] = {
-    { "json", 0, 0, G_OPTION_ARG_NONE, &opt_json, "Print JSON (stable, see docs/cli.md)", NULL },
+    { "json", 0, 0, G_OPTION_ARG_NONE, &opt_json, N_("Print JSON (stable, see docs/cli.md)"), NULL },
     { NULL },
   };
-  g_autoptr(GOptionContext) context = g_option_context_new ("— show every synced folder");
+  g_autoptr(GOptionContext) context = g_option_context_new (_("— show every synced folder"));
   g_autoptr(GError) error = NULL;
   g_autoptr(GDBusObjectManager) manager = NULL;
   g_autoptr(JsonBuilder) b = json_builder_new ();
   GList *folders;
 
-  g_option_context_add_main_entries (context, entries, NULL);
+  g_option_context_add_main_entries (context, entries, GETTEXT_PACKAGE);
   if (!g_option_context_parse (context, &argc, &argv, &error))
     return fs_cli_usage_error (error->message);
   manager = connect_manager (&error);
@@ -434,15 +439,17 @@ fs_cli_status (int argc, char **argv)
         {
           g_autofree gchar *last = format_time (fs_dbus_folder_get_last_sync (f));
           const gchar *last_error = fs_dbus_folder_get_last_error (f);
-          g_print ("%s\n  state %s, last sync %s, watching by %s, %u pending up, %u pending down\n",
+          /* TRANSLATORS: the state (idle, syncing, paused, offline, error) and the
+           * watch mode (inotify, polling) are API names and stay untranslated. */
+          g_print (_("%s\n  state %s, last sync %s, watching by %s, %u pending up, %u pending down\n"),
                    fs_dbus_folder_get_local_path (f), fs_dbus_folder_get_state (f), last,
                    fs_dbus_folder_get_watch_mode (f), fs_dbus_folder_get_pending_uploads (f),
                    fs_dbus_folder_get_pending_downloads (f));
           if (fs_dbus_folder_get_held_deletes (f) > 0)
-            g_print ("  %u deletions held back: confirm them with gdbus (ConfirmDeletes)\n",
+            g_print (_("  %u deletions held back: confirm them with gdbus (ConfirmDeletes)\n"),
                      fs_dbus_folder_get_held_deletes (f));
           if (last_error != NULL && *last_error != '\0')
-            g_print ("  last error: %s\n", last_error);
+            g_print (_("  last error: %s\n"), last_error);
         }
     }
   json_builder_end_array (b);
@@ -458,7 +465,7 @@ fs_cli_status (int argc, char **argv)
       g_print ("%s\n", text);
     }
   else if (folders == NULL)
-    g_print ("No folders are synced. Start one with: foldersync start --path DIR\n");
+    g_print ("%s\n", _("No folders are synced. Start one with: foldersync start --path DIR"));
   g_list_free_full (folders, g_object_unref);
   return FS_CLI_EXIT_OK;
 }
@@ -479,12 +486,12 @@ fs_cli_force_sync (int argc, char **argv)
   gboolean opt_wait = FALSE;
   gint opt_timeout = 600;
   const GOptionEntry entries[] = {
-    { "path", 'p', 0, G_OPTION_ARG_FILENAME, &opt_path, "Only this folder (default: all)", "DIR" },
-    { "wait", 'w', 0, G_OPTION_ARG_NONE, &opt_wait, "Wait until the sync finished", NULL },
-    { "timeout", 0, 0, G_OPTION_ARG_INT, &opt_timeout, "Give up waiting after S seconds (600)", "S" },
+    { "path", 'p', 0, G_OPTION_ARG_FILENAME, &opt_path, N_("Only this folder (default: all)"), "DIR" },
+    { "wait", 'w', 0, G_OPTION_ARG_NONE, &opt_wait, N_("Wait until the sync finished"), NULL },
+    { "timeout", 0, 0, G_OPTION_ARG_INT, &opt_timeout, N_("Give up waiting after S seconds (600)"), "S" },
     { NULL },
   };
-  g_autoptr(GOptionContext) context = g_option_context_new ("— a full reconcile now");
+  g_autoptr(GOptionContext) context = g_option_context_new (_("— a full reconcile now"));
   g_autoptr(GError) error = NULL;
   g_autoptr(GDBusObjectManager) manager = NULL;
   gboolean timed_out = FALSE;
@@ -492,7 +499,7 @@ fs_cli_force_sync (int argc, char **argv)
   GList *folders;
   int rc = FS_CLI_EXIT_OK;
 
-  g_option_context_add_main_entries (context, entries, NULL);
+  g_option_context_add_main_entries (context, entries, GETTEXT_PACKAGE);
   if (!g_option_context_parse (context, &argc, &argv, &error))
     return fs_cli_usage_error (error->message);
   rc = open_folders (opt_path, &manager, &folders);
@@ -527,8 +534,12 @@ fs_cli_force_sync (int argc, char **argv)
               GVariant *p = fs_dbus_folder_get_progress (f);
               if (p != NULL)
                 g_variant_get (p, "(tttt)", &fd, &ft, &bd, &bt);
-              g_print ("\r%s: %s %" G_GUINT64_FORMAT "/%" G_GUINT64_FORMAT " files   ",
-                       fs_dbus_folder_get_local_path (f), state != NULL ? state : "", fd, ft);
+              g_autofree gchar *line = g_strdup_printf (_("%s: %s %llu/%llu files"),
+                                                        fs_dbus_folder_get_local_path (f),
+                                                        state != NULL ? state : "",
+                                                        (unsigned long long) fd,
+                                                        (unsigned long long) ft);
+              g_print ("\r%s   ", line);
               fflush (stdout);
             }
           g_main_context_iteration (NULL, TRUE);
@@ -537,7 +548,7 @@ fs_cli_force_sync (int argc, char **argv)
         g_print ("\n");
       if (timed_out)
         {
-          g_printerr ("foldersync: Timed out waiting for %s to finish syncing\n",
+          fs_cli_error (_("Timed out waiting for %s to finish syncing"),
                       fs_dbus_folder_get_local_path (f));
           rc = FS_CLI_EXIT_FAILED;
         }
@@ -552,7 +563,7 @@ fs_cli_force_sync (int argc, char **argv)
               rc = FS_CLI_EXIT_FAILED;
             }
           else
-            g_print ("Synced %s\n", fs_dbus_folder_get_local_path (f));
+            g_print (_("Synced %s\n"), fs_dbus_folder_get_local_path (f));
         }
     }
   g_list_free_full (folders, g_object_unref);
@@ -566,16 +577,16 @@ fs_cli_conflicts (int argc, char **argv)
 {
   g_autofree gchar *opt_path = NULL;
   const GOptionEntry entries[] = {
-    { "path", 'p', 0, G_OPTION_ARG_FILENAME, &opt_path, "Only this folder (default: all)", "DIR" },
+    { "path", 'p', 0, G_OPTION_ARG_FILENAME, &opt_path, N_("Only this folder (default: all)"), "DIR" },
     { NULL },
   };
-  g_autoptr(GOptionContext) context = g_option_context_new ("— list conflict copies");
+  g_autoptr(GOptionContext) context = g_option_context_new (_("— list conflict copies"));
   g_autoptr(GError) error = NULL;
   g_autoptr(GDBusObjectManager) manager = NULL;
   GList *folders;
   int rc = FS_CLI_EXIT_OK;
 
-  g_option_context_add_main_entries (context, entries, NULL);
+  g_option_context_add_main_entries (context, entries, GETTEXT_PACKAGE);
   if (!g_option_context_parse (context, &argc, &argv, &error))
     return fs_cli_usage_error (error->message);
   rc = open_folders (opt_path, &manager, &folders);
@@ -602,49 +613,104 @@ fs_cli_conflicts (int argc, char **argv)
 
 /* ---- generate-token, pair ----------------------------------------------- */
 
+static void
+print_long_token (const gchar *long_token, gboolean included_credentials, const gchar *qr_mode)
+{
+  gboolean qr = g_strcmp0 (qr_mode, "always") == 0
+                || (g_strcmp0 (qr_mode, "auto") == 0 && isatty (STDOUT_FILENO));
+
+  g_print ("\n%s\n  foldersync pair --path DIR --token %s\n",
+           included_credentials
+             ? _("For a device with no storage configured, the long form (it carries this "
+                 "folder's S3 credentials):")
+             : _("For a device with no storage configured, the long form (that device gives "
+                 "its own S3 access key and secret):"),
+           long_token);
+  if (qr)
+    {
+      g_autofree gchar *code = fs_cli_qr_render (long_token);
+      if (code != NULL)
+        g_print ("\n%s", code);
+      else
+        fs_cli_error ("%s", _("The long form is too long for a QR code"));
+    }
+}
+
 int
 fs_cli_generate_token (int argc, char **argv)
 {
   g_autofree gchar *opt_path = NULL;
+  g_autofree gchar *opt_qr = NULL;
   gint opt_ttl = 300;
+  gboolean opt_include_credentials = FALSE;
+  gboolean opt_no_qr = FALSE;
   const GOptionEntry entries[] = {
-    { "path", 'p', 0, G_OPTION_ARG_FILENAME, &opt_path, "The synced folder to share (required)",
+    { "path", 'p', 0, G_OPTION_ARG_FILENAME, &opt_path, N_("The synced folder to share (required)"),
       "DIR" },
-    { "ttl", 0, 0, G_OPTION_ARG_INT, &opt_ttl, "Seconds the token stays valid (default 300)", "S" },
+    { "ttl", 0, 0, G_OPTION_ARG_INT, &opt_ttl, N_("Seconds the token stays valid (default 300)"), "S" },
+    { "include-credentials", 0, 0, G_OPTION_ARG_NONE, &opt_include_credentials,
+      N_("Let this folder's S3 credentials travel with the token (default: the other device "
+        "gives its own)"), NULL },
+    { "qr", 0, 0, G_OPTION_ARG_STRING, &opt_qr,
+      N_("Show the long form as a QR code: auto (on a terminal, the default), always, never"),
+      "WHEN" },
+    { "no-qr", 0, 0, G_OPTION_ARG_NONE, &opt_no_qr, N_("The same as --qr=never"), NULL },
     { NULL },
   };
-  g_autoptr(GOptionContext) context = g_option_context_new ("— a short-lived token another device pairs with");
+  g_autoptr(GOptionContext) context = g_option_context_new (_("— a short-lived token another device pairs with"));
   g_autoptr(GError) error = NULL;
   g_autoptr(GDBusObjectManager) manager = NULL;
-  int rc;
   g_autofree gchar *token = NULL;
+  g_autofree gchar *long_token = NULL;
+  GVariantBuilder options;
   guint64 expires = 0;
   GList *folders;
   gboolean ok;
+  int rc;
 
-  g_option_context_add_main_entries (context, entries, NULL);
+  g_option_context_add_main_entries (context, entries, GETTEXT_PACKAGE);
   if (!g_option_context_parse (context, &argc, &argv, &error))
     return fs_cli_usage_error (error->message);
   if (opt_path == NULL)
-    return fs_cli_usage_error ("--path is required");
+    return fs_cli_usage_error (_("--path is required"));
   if (opt_ttl <= 0)
-    return fs_cli_usage_error ("--ttl must be a positive number of seconds");
+    return fs_cli_usage_error (_("--ttl must be a positive number of seconds"));
+  if (opt_qr != NULL && !g_strv_contains ((const gchar *const[]){ "auto", "always", "never", NULL },
+                                          opt_qr))
+    return fs_cli_usage_error (_("--qr must be auto, always or never"));
+  if (opt_no_qr)
+    {
+      g_free (opt_qr);
+      opt_qr = g_strdup ("never");
+    }
   rc = open_folders (opt_path, &manager, &folders);
   if (rc != FS_CLI_EXIT_OK)
     return rc;
-  ok = fs_dbus_folder_call_generate_token_sync (folders->data, (guint) opt_ttl, &token, &expires,
-                                                NULL, &error);
+  g_variant_builder_init (&options, G_VARIANT_TYPE_VARDICT);
+  if (opt_include_credentials)
+    g_variant_builder_add (&options, "{sv}", "include-credentials", g_variant_new_boolean (TRUE));
+  /* Argon2id and a round trip to the store: allow more than the default 25 s. */
+  g_dbus_proxy_set_default_timeout (G_DBUS_PROXY (folders->data), 120 * 1000);
+  ok = fs_dbus_folder_call_generate_token_full_sync (folders->data, (guint) opt_ttl,
+                                                     g_variant_builder_end (&options), &token,
+                                                     &long_token, &expires, NULL, &error);
   g_list_free_full (folders, g_object_unref);
   if (!ok)
     return remote_fail (error);
   {
     gint64 left = (gint64) expires - g_get_real_time () / G_USEC_PER_SEC;
-    g_print ("Token: %s (valid %" G_GINT64_FORMAT " min %" G_GINT64_FORMAT " s)\n", token,
-             MAX (left, 0) / 60, MAX (left, 0) % 60);
+    g_autofree gchar *valid = g_strdup_printf (_("(valid %lld min %lld s)"),
+                                               (long long) (MAX (left, 0) / 60),
+                                               (long long) (MAX (left, 0) % 60));
+    /* "Token: " stays untranslated: scripts look for it. */
+    g_print ("Token: %s %s\n", token, valid);
   }
-  g_print ("On the other device: foldersync pair --token %s --path DIR [--store DIR | --endpoint URL --bucket B]\n",
-           token);
+  g_print ("%s foldersync pair --token %s --path DIR [--store DIR | --endpoint URL --bucket B]\n",
+           _("On the other device:"), token);
+  if (*long_token != '\0')
+    print_long_token (long_token, opt_include_credentials, opt_qr != NULL ? opt_qr : "auto");
   explicit_bzero (token, strlen (token));
+  explicit_bzero (long_token, strlen (long_token));
   return FS_CLI_EXIT_OK;
 }
 
@@ -654,30 +720,47 @@ fs_cli_pair (int argc, char **argv)
   g_autofree gchar *opt_token = NULL, *opt_path = NULL;
   g_auto(StoreOptions) store_opts = { 0 };
   const GOptionEntry entries[] = {
-    { "token", 't', 0, G_OPTION_ARG_STRING, &opt_token, "The token from the other device", "TOKEN" },
-    { "path", 'p', 0, G_OPTION_ARG_FILENAME, &opt_path, "Where the folder goes here (required)",
+    { "token", 't', 0, G_OPTION_ARG_STRING, &opt_token, N_("The token from the other device"), "TOKEN" },
+    { "path", 'p', 0, G_OPTION_ARG_FILENAME, &opt_path, N_("Where the folder goes here (required)"),
       "DIR" },
     { NULL },
   };
-  g_autoptr(GOptionContext) context = g_option_context_new ("— join a folder another device shares");
+  g_autoptr(GOptionContext) context = g_option_context_new (_("— join a folder another device shares"));
   g_autoptr(GError) error = NULL;
   g_autoptr(FsDBusManager) proxy = NULL;
   g_autofree gchar *path = NULL;
   g_autofree gchar *object_path = NULL;
   g_autofree gchar *secret = NULL;
   GVariantBuilder options;
+  gboolean with_credentials = FALSE;
   gboolean ok;
 
-  g_option_context_add_main_entries (context, entries, NULL);
+  g_option_context_add_main_entries (context, entries, GETTEXT_PACKAGE);
   add_store_option_entries (context, &store_opts);
   if (!g_option_context_parse (context, &argc, &argv, &error))
     return fs_cli_usage_error (error->message);
   if (opt_token == NULL || opt_path == NULL)
-    return fs_cli_usage_error ("--token and --path are required");
+    return fs_cli_usage_error (_("--token and --path are required"));
   path = fs_cli_absolute_path (opt_path);
 
+  /* A long form brings the store; without credentials of its own, this
+   * device must give some (checked here, before the token is used up). */
+  if (fs_long_token_is_long (opt_token))
+    {
+      g_autoptr(FsLongToken) long_token = fs_long_token_decode (opt_token, &error);
+      if (long_token == NULL)
+        return fs_cli_fail (error);
+      with_credentials = !long_token->credentials;
+      if (with_credentials && store_opts.access_key == NULL && g_getenv ("AWS_ACCESS_KEY_ID") == NULL)
+        return fs_cli_usage_error (
+          _("This token does not carry storage credentials: give --access-key and "
+            "--secret-key-file (or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY)"));
+      if (store_opts.store != NULL)
+        return fs_cli_usage_error (_("A long-form token names its S3 store: --store does not apply"));
+    }
+
   g_variant_builder_init (&options, G_VARIANT_TYPE_VARDICT);
-  if (!add_store_options (&options, &store_opts, &secret, &error))
+  if (!add_store_options (&options, &store_opts, with_credentials, &secret, &error))
     {
       g_variant_builder_clear (&options);
       return fs_cli_fail (error);
@@ -697,6 +780,6 @@ fs_cli_pair (int argc, char **argv)
     explicit_bzero (secret, strlen (secret));
   if (!ok)
     return remote_fail (error);
-  g_print ("Paired: syncing %s (%s)\n", path, object_path);
+  g_print (_("Paired: syncing %s (%s)\n"), path, object_path);
   return FS_CLI_EXIT_OK;
 }

@@ -1,5 +1,9 @@
 /* Exit codes and error output shared by every foldersync verb. */
+#include "config.h"
+
 #include <gio/gio.h>
+#include <glib/gi18n.h>
+#include <stdarg.h>
 
 #include "fs-cli.h"
 #include "fs-dbus-error.h"
@@ -63,18 +67,31 @@ fs_cli_exit_code_for (const GError *error)
   return FS_CLI_EXIT_FAILED;
 }
 
+void
+fs_cli_error (const gchar *format, ...)
+{
+  g_autofree gchar *message = NULL;
+  va_list args;
+
+  va_start (args, format);
+  message = g_strdup_vprintf (format, args);
+  va_end (args);
+  /* The prefix is not translated: scripts and tests look for it. */
+  g_printerr ("foldersync: %s\n", message);
+}
+
 int
 fs_cli_fail (const GError *error)
 {
-  g_printerr ("foldersync: %s\n", error->message);
+  fs_cli_error ("%s", error->message);
   return fs_cli_exit_code_for (error);
 }
 
 int
 fs_cli_usage_error (const gchar *message)
 {
-  g_printerr ("foldersync: %s\n", message);
-  g_printerr ("Run ‘%s --help’ for usage.\n", g_get_prgname ());
+  fs_cli_error ("%s", message);
+  g_printerr (_("Run ‘%s --help’ for usage.\n"), g_get_prgname ());
   return FS_CLI_EXIT_USAGE;
 }
 

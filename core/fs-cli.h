@@ -25,6 +25,8 @@ enum {
 };
 
 int fs_cli_exit_code_for (const GError *error);
+/* Prints "foldersync: <message>" on stderr (the message already translated). */
+void fs_cli_error (const gchar *format, ...) G_GNUC_PRINTF (1, 2);
 /* Prints "foldersync: <message>" and returns the exit code for @error. */
 int fs_cli_fail (const GError *error);
 int fs_cli_usage_error (const gchar *message);

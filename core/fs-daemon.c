@@ -7,6 +7,7 @@
 #include "fs-daemon.h"
 
 #include <errno.h>
+#include <glib/gi18n.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -15,6 +16,7 @@
 #include "fs-error.h"
 #include "fs-folder.h"
 #include "fs-folder-pairing.h"
+#include "fs-long-token.h"
 
 struct _FsDaemon
 {
@@ -97,8 +99,8 @@ check_no_overlap (FsDaemon *self, const gchar *path, GError **error)
       if (paths_overlap (path, other))
         {
           g_set_error (error, FS_DAEMON_ERROR, FS_DAEMON_ERROR_ALREADY_EXISTS,
-                       g_str_equal (path, other) ? "‘%s’ is already synced (%s)"
-                                                 : "‘%s’ overlaps the synced folder %s",
+                       g_str_equal (path, other) ? _("‘%s’ is already synced (%s)")
+                                                 : _("‘%s’ overlaps the synced folder %s"),
                        path, other);
           return FALSE;
         }
@@ -108,7 +110,7 @@ check_no_overlap (FsDaemon *self, const gchar *path, GError **error)
     if (paths_overlap (path, key))
       {
         g_set_error (error, FS_DAEMON_ERROR, FS_DAEMON_ERROR_ALREADY_EXISTS,
-                     "‘%s’ overlaps the folder %s being added", path, (const gchar *)key);
+                     _("‘%s’ overlaps the folder %s being added"), path, (const gchar *)key);
         return FALSE;
       }
   return TRUE;
@@ -133,8 +135,9 @@ check_not_ours (const FsFolderConfig *config, GError **error)
       if (dir != NULL && paths_overlap (config->local_path, dir))
         {
           g_set_error (error, FS_DAEMON_ERROR, FS_DAEMON_ERROR_INVALID_ARGUMENT,
-                       "‘%s’ overlaps %s, which FolderSync keeps its %s in", config->local_path,
-                       dir, i == 2 ? "store" : "own state");
+                       i == 2 ? _("‘%s’ overlaps %s, which FolderSync keeps its store in")
+                              : _("‘%s’ overlaps %s, which FolderSync keeps its own state in"),
+                       config->local_path, dir);
           return FALSE;
         }
     }
@@ -175,8 +178,8 @@ check_store_location (FsDaemon *self, const FsFolderConfig *config, GError **err
       if (g_strcmp0 (store, other_store) == 0 && g_strcmp0 (where, other_where) == 0)
         {
           g_set_error (error, FS_DAEMON_ERROR, FS_DAEMON_ERROR_ALREADY_EXISTS,
-                       "%s already syncs to that store location; give this folder its own "
-                       "prefix (--prefix)",
+                       _("%s already syncs to that store location; give this folder its own "
+                         "prefix (--prefix)"),
                        other->local_path);
           return FALSE;
         }
@@ -196,7 +199,7 @@ check_local_path (FsDaemon *self, GDBusMethodInvocation *invocation, FsFolderCon
     {
       g_dbus_method_invocation_return_error (invocation, FS_DAEMON_ERROR,
                                              FS_DAEMON_ERROR_INVALID_ARGUMENT,
-                                             "‘%s’ is not an absolute path", config->local_path);
+                                             _("‘%s’ is not an absolute path"), config->local_path);
       return FALSE;
     }
   /* A stat on a local path: quick enough for the main loop. */
@@ -205,15 +208,15 @@ check_local_path (FsDaemon *self, GDBusMethodInvocation *invocation, FsFolderCon
     {
       int saved = errno;
       g_dbus_method_invocation_return_error (invocation, FS_ENGINE_ERROR, FS_ENGINE_ERROR_FOLDER,
-                                             saved == ENOENT ? "The folder ‘%s’ does not exist"
-                                                             : "Cannot open the folder ‘%s’: %s",
+                                             saved == ENOENT ? _("The folder ‘%s’ does not exist")
+                                                             : _("Cannot open the folder ‘%s’: %s"),
                                              config->local_path, g_strerror (saved));
       return FALSE;
     }
   if (!g_file_test (resolved, G_FILE_TEST_IS_DIR))
     {
       g_dbus_method_invocation_return_error (invocation, FS_ENGINE_ERROR, FS_ENGINE_ERROR_FOLDER,
-                                             "‘%s’ is not a folder", config->local_path);
+                                             _("‘%s’ is not a folder"), config->local_path);
       return FALSE;
     }
   g_free (config->local_path);
@@ -239,6 +242,7 @@ typedef struct
   FsDaemon *daemon;
   GDBusMethodInvocation *invocation;
   FsFolderConfig *config;
+  gboolean paired; /* from Manager.Pair: announce FolderPaired */
 } AddFolderData;
 
 static void
@@ -315,6 +319,8 @@ open_engine_done (GObject *source, GAsyncResult *result, gpointer user_data)
   fs_folder_start (folder, FALSE);
   fs_dbus_manager_complete_add_folder (self->iface, data->invocation,
                                        fs_folder_get_object_path (folder));
+  if (data->paired)
+    fs_dbus_manager_emit_folder_paired (self->iface, fs_folder_get_object_path (folder));
 }
 
 static gboolean
@@ -332,7 +338,7 @@ handle_add_folder (FsDBusManager *iface, GDBusMethodInvocation *invocation, GVar
         invocation, FS_DAEMON_ERROR, FS_DAEMON_ERROR_FAILED, "foldersyncd is shutting down");
       return G_DBUS_METHOD_INVOCATION_HANDLED;
     }
-  config = fs_folder_config_new_from_variant (asv, &error);
+  config = fs_folder_config_new_from_variant (asv, FALSE, &error);
   if (config == NULL)
     {
       return_error (invocation, error);
@@ -384,7 +390,7 @@ handle_remove_folder (FsDBusManager *iface, GDBusMethodInvocation *invocation,
   if (!g_hash_table_steal_extended (self->folders, object_path, &key, &folder))
     {
       g_dbus_method_invocation_return_error (invocation, FS_DAEMON_ERROR, FS_DAEMON_ERROR_NOT_FOUND,
-                                             "No folder ‘%s’", object_path);
+                                             _("No folder ‘%s’"), object_path);
       return G_DBUS_METHOD_INVOCATION_HANDLED;
     }
   g_free (key);
@@ -456,11 +462,12 @@ handle_pair (FsDBusManager *iface, GDBusMethodInvocation *invocation, const gcha
       g_variant_dict_clear (&dict);
       g_dbus_method_invocation_return_error_literal (
         invocation, FS_DAEMON_ERROR, FS_DAEMON_ERROR_INVALID_ARGUMENT,
-        "Pair takes the folder and key from its arguments and the token, not from options");
+        _("Pair takes the folder and key from its arguments and the token, not from options"));
       return G_DBUS_METHOD_INVOCATION_HANDLED;
     }
   g_variant_dict_insert (&dict, "local-path", "s", local_path);
-  config = fs_folder_config_new_from_variant (g_variant_dict_end (&dict), &error);
+  config = fs_folder_config_new_from_variant (g_variant_dict_end (&dict),
+                                              fs_long_token_is_long (token), &error);
   if (config == NULL)
     {
       return_error (invocation, error);
@@ -474,6 +481,7 @@ handle_pair (FsDBusManager *iface, GDBusMethodInvocation *invocation, const gcha
   data->add.daemon = g_object_ref (self);
   data->add.invocation = g_object_ref (invocation);
   data->add.config = g_steal_pointer (&config);
+  data->add.paired = TRUE;
   data->token = g_strdup (token);
   task = g_task_new (self, NULL, open_engine_done, NULL);
   /* open_engine_done reads the AddFolderData at the start of PairData. */

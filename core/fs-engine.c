@@ -17,6 +17,7 @@
  * upload whose record is never published has its object deleted. */
 #include "config.h"
 
+#include <glib/gi18n-lib.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <gcrypt.h>
@@ -268,18 +269,18 @@ check_folder (const gchar *path, GError **error)
 {
   if (!g_path_is_absolute (path))
     {
-      g_set_error (error, FS_ENGINE_ERROR, FS_ENGINE_ERROR_FOLDER, "Folder ‘%s’ is not an absolute path",
+      g_set_error (error, FS_ENGINE_ERROR, FS_ENGINE_ERROR_FOLDER, _("Folder ‘%s’ is not an absolute path"),
                    path);
       return FALSE;
     }
   if (!g_file_test (path, G_FILE_TEST_IS_DIR))
     {
-      g_set_error (error, FS_ENGINE_ERROR, FS_ENGINE_ERROR_FOLDER, "Folder ‘%s’ does not exist", path);
+      g_set_error (error, FS_ENGINE_ERROR, FS_ENGINE_ERROR_FOLDER, _("Folder ‘%s’ does not exist"), path);
       return FALSE;
     }
   if (access (path, R_OK | W_OK | X_OK) != 0)
     {
-      g_set_error (error, FS_ENGINE_ERROR, FS_ENGINE_ERROR_FOLDER, "Folder ‘%s’ is not writable: %s",
+      g_set_error (error, FS_ENGINE_ERROR, FS_ENGINE_ERROR_FOLDER, _("Folder ‘%s’ is not writable: %s"),
                    path, g_strerror (errno));
       return FALSE;
     }
@@ -325,8 +326,8 @@ verify_store (FsEngine *self, GError **error)
           if (objects->len > 0)
             {
               g_set_error (error, FS_ENGINE_ERROR, FS_ENGINE_ERROR_NOT_A_STORE,
-                           "The store location is not a FolderSync store: it holds other data "
-                           "and no %s",
+                           _("The store location is not a FolderSync store: it holds other data "
+                             "and no %s"),
                            STORE_CONFIG_NAME);
               return FALSE;
             }
@@ -367,36 +368,36 @@ verify_store (FsEngine *self, GError **error)
           !JSON_NODE_HOLDS_OBJECT (json_parser_get_root (parser)))
         {
           g_set_error (error, FS_ENGINE_ERROR, FS_ENGINE_ERROR_NOT_A_STORE,
-                       "The store's %s is not valid JSON", STORE_CONFIG_NAME);
+                       _("The store's %s is not valid JSON"), STORE_CONFIG_NAME);
           return FALSE;
         }
       o = json_node_get_object (json_parser_get_root (parser));
       if (g_strcmp0 (json_object_get_string_member_with_default (o, "format", ""), "foldersync") != 0)
         {
           g_set_error (error, FS_ENGINE_ERROR, FS_ENGINE_ERROR_NOT_A_STORE,
-                       "The store's %s does not describe a FolderSync store", STORE_CONFIG_NAME);
+                       _("The store's %s does not describe a FolderSync store"), STORE_CONFIG_NAME);
           return FALSE;
         }
       if (json_object_get_int_member_with_default (o, "version", 0) > STORE_FORMAT_VERSION)
         {
           g_set_error (error, FS_ENGINE_ERROR, FS_ENGINE_ERROR_NOT_A_STORE,
-                       "The store uses format version %" G_GINT64_FORMAT
-                       ", newer than this FolderSync understands (%d)",
-                       json_object_get_int_member_with_default (o, "version", 0),
+                       _("The store uses format version %lld, newer than this FolderSync "
+                         "understands (%d)"),
+                       (long long) json_object_get_int_member_with_default (o, "version", 0),
                        STORE_FORMAT_VERSION);
           return FALSE;
         }
       if (g_strcmp0 (json_object_get_string_member_with_default (o, "key_id", ""), key_id) != 0)
         {
           g_set_error_literal (error, FS_ENGINE_ERROR, FS_ENGINE_ERROR_WRONG_KEY,
-                               "Wrong key: this store was created with a different key; "
-                               "nothing was changed");
+                               _("Wrong key: this store was created with a different key; "
+                                 "nothing was changed"));
           return FALSE;
         }
       return TRUE;
     }
   g_set_error_literal (error, FS_ENGINE_ERROR, FS_ENGINE_ERROR_NOT_A_STORE,
-                       "The store's config object could not be read or created");
+                       _("The store's config object could not be read or created"));
   return FALSE;
 }
 
@@ -410,14 +411,14 @@ lock_folder (FsEngine *self, GError **error)
   self->lock_fd = open (lock_path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
   if (self->lock_fd < 0)
     {
-      g_set_error (error, FS_ENGINE_ERROR, FS_ENGINE_ERROR_FAILED, "Cannot open ‘%s’: %s",
+      g_set_error (error, FS_ENGINE_ERROR, FS_ENGINE_ERROR_FAILED, _("Cannot open ‘%s’: %s"),
                    lock_path, g_strerror (errno));
       return FALSE;
     }
   if (flock (self->lock_fd, LOCK_EX | LOCK_NB) != 0)
     {
       g_set_error (error, FS_ENGINE_ERROR, FS_ENGINE_ERROR_BUSY,
-                   "Folder ‘%s’ is being synced by another process", self->root);
+                   _("Folder ‘%s’ is being synced by another process"), self->root);
       return FALSE;
     }
   return TRUE;
@@ -470,7 +471,7 @@ fs_engine_new (const FsEngineConfig *config, GError **error)
   if (g_mkdir_with_parents (index_dir, 0700) != 0)
     {
       g_set_error (error, FS_ENGINE_ERROR, FS_ENGINE_ERROR_FAILED,
-                   "Cannot create the state directory ‘%s’: %s", index_dir, g_strerror (errno));
+                   _("Cannot create the state directory ‘%s’: %s"), index_dir, g_strerror (errno));
       return NULL;
     }
   if (!lock_folder (self, error))
@@ -497,8 +498,8 @@ fs_engine_new (const FsEngineConfig *config, GError **error)
       if (!fs_device_name_valid (config->device_name))
         {
           g_set_error_literal (error, FS_ENGINE_ERROR, FS_ENGINE_ERROR_INVALID_ARGUMENT,
-                               "A device name must be 1 to 64 characters without ‘/’, "
-                               "parentheses or control characters");
+                               _("A device name must be 1 to 64 characters without ‘/’, "
+                                 "parentheses or control characters"));
           return NULL;
         }
       self->device_name = g_strdup (config->device_name);
@@ -542,7 +543,9 @@ disk_path_for (FsEngine *self, const gchar *path, const gchar *record_path)
 static gboolean
 set_io_error (GError **error, int errnum, const gchar *what, const gchar *rel)
 {
-  g_set_error (error, G_IO_ERROR, g_io_error_from_errno (errnum), "%s ‘%s’: %s", what, rel,
+  /* TRANSLATORS: "Cannot read ‘notes/a.txt’: Permission denied"; the first
+   * %s is one of the "Cannot …" phrases. */
+  g_set_error (error, G_IO_ERROR, g_io_error_from_errno (errnum), _("%s ‘%s’: %s"), what, rel,
                g_strerror (errnum));
   return FALSE;
 }
@@ -645,9 +648,9 @@ keep_as_conflict_copy (FsEngine *self, const gchar *abs, const gchar *disk_rel, 
   g_autofree gchar *copy_abs = abs_path (self, copy_rel);
 
   if (rename (abs, copy_abs) != 0)
-    return set_io_error (error, errno, "Cannot keep a copy of", disk_rel);
+    return set_io_error (error, errno, _("Cannot keep a copy of"), disk_rel);
   self->stats->conflicts++;
-  g_ptr_array_add (self->messages, g_strdup_printf ("Conflict: ‘%s’ %s; it is kept as ‘%s’",
+  g_ptr_array_add (self->messages, g_strdup_printf (_("Conflict: ‘%s’ %s; it is kept as ‘%s’"),
                                                     disk_rel, why, copy_rel));
   g_message ("Conflict on ‘%s’ (%s); kept as ‘%s’", disk_rel, why, copy_rel);
   emit_event (self, FS_SYNC_EVENT_CONFLICT, disk_rel, copy_rel);
@@ -679,13 +682,13 @@ prepare_parents (FsEngine *self, const gchar *disk_rel, GError **error)
           if (S_ISDIR (st.st_mode))
             continue;
           if (!keep_as_conflict_copy (self, abs, rel->str,
-                                      "is a directory with content on another device", error))
+                                      _("is a directory with content on another device"), error))
             return FALSE;
         }
       else if (errno != ENOENT)
-        return set_io_error (error, errno, "Cannot inspect", rel->str);
+        return set_io_error (error, errno, _("Cannot inspect"), rel->str);
       if (mkdir (abs, 0755) != 0 && errno != EEXIST)
-        return set_io_error (error, errno, "Cannot create the directory", rel->str);
+        return set_io_error (error, errno, _("Cannot create the directory"), rel->str);
     }
   return TRUE;
 }
@@ -738,7 +741,7 @@ fs_engine_move_to_trash (const gchar *root, const gchar *disk_rel, GError **erro
         return TRUE;
       saved = errno;
     }
-  return set_io_error (error, saved, "Cannot move to the trash", disk_rel);
+  return set_io_error (error, saved, _("Cannot move to the trash"), disk_rel);
 }
 
 static gboolean
@@ -879,16 +882,16 @@ upload_file (FsEngine *self, const FsEntry *local, FsRecord *record, GError **er
     {
       if (errno == ENOENT || errno == ELOOP)
         {
-          g_set_error (error, G_IO_ERROR, G_IO_ERROR_BUSY, "‘%s’ changed while it was synced",
+          g_set_error (error, G_IO_ERROR, G_IO_ERROR_BUSY, _("‘%s’ changed while it was synced"),
                        disk_rel);
           return FALSE;
         }
-      return set_io_error (error, errno, "Cannot read", disk_rel);
+      return set_io_error (error, errno, _("Cannot read"), disk_rel);
     }
   file_in = g_unix_input_stream_new (fd, TRUE);
   if (fstat (fd, &st) != 0 || (guint64) st.st_size != local->size || st.st_ino != local->inode)
     {
-      g_set_error (error, G_IO_ERROR, G_IO_ERROR_BUSY, "‘%s’ changed while it was synced", disk_rel);
+      g_set_error (error, G_IO_ERROR, G_IO_ERROR_BUSY, _("‘%s’ changed while it was synced"), disk_rel);
       return FALSE;
     }
 
@@ -914,7 +917,7 @@ upload_file (FsEngine *self, const FsEntry *local, FsRecord *record, GError **er
       !local_unchanged (self, local, local->path, disk_rel))
     {
       fs_storage_delete (self->storage, key, NULL);
-      g_set_error (error, G_IO_ERROR, G_IO_ERROR_BUSY, "‘%s’ changed while it was synced", disk_rel);
+      g_set_error (error, G_IO_ERROR, G_IO_ERROR_BUSY, _("‘%s’ changed while it was synced"), disk_rel);
       return FALSE;
     }
   add_bytes_moved (self, local->size);
@@ -971,7 +974,7 @@ do_upload (FsEngine *self, const FsEntry *local, const FsRecord *remote, GError 
       if (!local_unchanged (self, local, local->path, fs_entry_disk_path (local)))
         {
           delete_unpublished (self, record);
-          g_set_error (error, G_IO_ERROR, G_IO_ERROR_BUSY, "‘%s’ changed while it was synced",
+          g_set_error (error, G_IO_ERROR, G_IO_ERROR_BUSY, _("‘%s’ changed while it was synced"),
                        fs_entry_disk_path (local));
           return FALSE;
         }
@@ -1046,7 +1049,7 @@ check_object_header (GBytes *header, const FsRecord *remote, GError **error)
         return TRUE;
     }
   g_set_error_literal (error, FS_CRYPTO_ERROR, FS_CRYPTO_ERROR_CORRUPT,
-                       "the object does not hold the version the journal names");
+                       _("the object does not hold the version the journal names"));
   return FALSE;
 }
 
@@ -1083,13 +1086,13 @@ fetch_to_temp (FsEngine *self, const FsRecord *remote, const gchar *dir, const g
   if (gcry_md_open (&md, GCRY_MD_SHA256, 0) != 0)
     {
       g_set_error_literal (error, FS_ENGINE_ERROR, FS_ENGINE_ERROR_FAILED,
-                           "SHA-256 is not available");
+                           _("SHA-256 is not available"));
       return NULL;
     }
   fd = g_mkstemp_full (tmp, O_RDWR | O_CLOEXEC, 0600);
   if (fd < 0)
     {
-      set_io_error (error, errno, "Cannot create a temporary file for", disk_rel);
+      set_io_error (error, errno, _("Cannot create a temporary file for"), disk_rel);
       gcry_md_close (md);
       return NULL;
     }
@@ -1111,7 +1114,7 @@ fetch_to_temp (FsEngine *self, const FsRecord *remote, const gchar *dir, const g
             continue;
           if (w < 0)
             {
-              set_io_error (error, errno, "Cannot write", disk_rel);
+              set_io_error (error, errno, _("Cannot write"), disk_rel);
               goto out;
             }
           off += w;
@@ -1121,7 +1124,7 @@ fetch_to_temp (FsEngine *self, const FsRecord *remote, const gchar *dir, const g
   if (g_strcmp0 (hash, remote->hash) != 0 || total != remote->size)
     {
       g_set_error_literal (error, FS_CRYPTO_ERROR, FS_CRYPTO_ERROR_CORRUPT,
-                           "the decrypted content does not match the journal's hash");
+                           _("the decrypted content does not match the journal's hash"));
       goto out;
     }
   times[0].tv_sec = 0;
@@ -1132,7 +1135,7 @@ fetch_to_temp (FsEngine *self, const FsRecord *remote, const gchar *dir, const g
   if (fchmod (fd, remote->mode & 0777) != 0 || fsync (fd) != 0 || futimens (fd, times) != 0 ||
       fstat (fd, st) != 0)
     {
-      set_io_error (error, errno, "Cannot finish writing", disk_rel);
+      set_io_error (error, errno, _("Cannot finish writing"), disk_rel);
       goto out;
     }
   ok = TRUE;
@@ -1173,11 +1176,11 @@ place_file (FsEngine *self, const gchar *tmp, const gchar *disk_rel, const FsEnt
       g_unlink (tmp);
       if (saved == EEXIST)
         {
-          g_set_error (error, G_IO_ERROR, G_IO_ERROR_BUSY, "‘%s’ appeared while it was synced",
+          g_set_error (error, G_IO_ERROR, G_IO_ERROR_BUSY, _("‘%s’ appeared while it was synced"),
                        disk_rel);
           return FALSE;
         }
-      return set_io_error (error, saved, "Cannot put in place", disk_rel);
+      return set_io_error (error, saved, _("Cannot put in place"), disk_rel);
     }
 
   if (renameat2 (AT_FDCWD, tmp, AT_FDCWD, abs, RENAME_EXCHANGE) == 0)
@@ -1189,14 +1192,14 @@ place_file (FsEngine *self, const gchar *tmp, const gchar *disk_rel, const FsEnt
           g_unlink (tmp);
           return TRUE;
         }
-      return keep_as_conflict_copy (self, tmp, disk_rel, "changed while it was synced", error);
+      return keep_as_conflict_copy (self, tmp, disk_rel, _("changed while it was synced"), error);
     }
   saved = errno;
   if ((saved == EINVAL || saved == ENOSYS) && rename (tmp, abs) == 0)
     return TRUE;
   saved = errno;
   g_unlink (tmp);
-  return set_io_error (error, saved, "Cannot put in place", disk_rel);
+  return set_io_error (error, saved, _("Cannot put in place"), disk_rel);
 }
 
 /* Writes @remote (a file or link) at @disk_rel, where the scan saw @scanned
@@ -1261,15 +1264,15 @@ write_remote_entry (FsEngine *self, const FsRecord *remote, const gchar *disk_re
           if (symlink (remote->target, candidate) == 0)
             tmp = g_steal_pointer (&candidate);
           else if (errno != EEXIST)
-            return set_io_error (error, errno, "Cannot create the link", disk_rel);
+            return set_io_error (error, errno, _("Cannot create the link"), disk_rel);
         }
       if (tmp == NULL)
-        return set_io_error (error, EEXIST, "Cannot create the link", disk_rel);
+        return set_io_error (error, EEXIST, _("Cannot create the link"), disk_rel);
       if (lstat (tmp, st) != 0)
         {
           int saved = errno;
           g_unlink (tmp);
-          return set_io_error (error, saved, "Cannot create the link", disk_rel);
+          return set_io_error (error, saved, _("Cannot create the link"), disk_rel);
         }
     }
   if (!place_file (self, tmp, disk_rel, scanned, error))
@@ -1298,8 +1301,8 @@ keep_remote_beside_dir (FsEngine *self, const FsEntry *dir, const FsRecord *remo
     return FALSE;
   self->stats->conflicts++;
   g_ptr_array_add (self->messages,
-                   g_strdup_printf ("Conflict: ‘%s’ is a directory with content here but not on "
-                                    "another device; the other version is kept as ‘%s’",
+                   g_strdup_printf (_("Conflict: ‘%s’ is a directory with content here but not on "
+                                      "another device; the other version is kept as ‘%s’"),
                                     disk_rel, copy_rel));
   emit_event (self, FS_SYNC_EVENT_CONFLICT, disk_rel, copy_rel);
   if (!do_upload (self, dir, remote, error))
@@ -1337,7 +1340,7 @@ do_download (FsEngine *self, const gchar *path, const FsEntry *scanned, const Fs
   /* The disk changed since the scan: the next sync decides; nothing is fetched. */
   if (!local_unchanged (self, scanned, path, disk_rel))
     {
-      g_set_error (error, G_IO_ERROR, G_IO_ERROR_BUSY, "‘%s’ changed while it was synced", disk_rel);
+      g_set_error (error, G_IO_ERROR, G_IO_ERROR_BUSY, _("‘%s’ changed while it was synced"), disk_rel);
       return FALSE;
     }
   if (!prepare_parents (self, disk_rel, error))
@@ -1349,7 +1352,7 @@ do_download (FsEngine *self, const gchar *path, const FsEntry *scanned, const Fs
         {
           if (errno == ENOTEMPTY || errno == EEXIST)
             return keep_remote_beside_dir (self, scanned, remote, disk_rel, error);
-          return set_io_error (error, errno, "Cannot replace the directory", disk_rel);
+          return set_io_error (error, errno, _("Cannot replace the directory"), disk_rel);
         }
       scanned = NULL;
     }
@@ -1360,11 +1363,11 @@ do_download (FsEngine *self, const gchar *path, const FsEntry *scanned, const Fs
       if (scanned != NULL && scanned->kind != FS_KIND_DIR && !move_to_trash (self, disk_rel, error))
         return FALSE;
       if (g_mkdir (abs, 0755) != 0 && errno != EEXIST)
-        return set_io_error (error, errno, "Cannot create the directory", disk_rel);
+        return set_io_error (error, errno, _("Cannot create the directory"), disk_rel);
       self->stats->dirs_created++;
       base = lstat_entry (self, path, disk_rel);
       if (base == NULL)
-        return set_io_error (error, errno, "Cannot stat", disk_rel);
+        return set_io_error (error, errno, _("Cannot stat"), disk_rel);
     }
   else
     {
@@ -1415,7 +1418,7 @@ do_delete_local (FsEngine *self, const FsEntry *local, const FsEntry *base, GErr
 
   if (!local_unchanged (self, local, local->path, disk_rel))
     {
-      g_set_error (error, G_IO_ERROR, G_IO_ERROR_BUSY, "‘%s’ changed while it was synced", disk_rel);
+      g_set_error (error, G_IO_ERROR, G_IO_ERROR_BUSY, _("‘%s’ changed while it was synced"), disk_rel);
       return FALSE;
     }
   if (local->kind == FS_KIND_DIR)
@@ -1424,7 +1427,7 @@ do_delete_local (FsEngine *self, const FsEntry *local, const FsEntry *base, GErr
       if (g_rmdir (abs) != 0)
         {
           if (errno != ENOTEMPTY && errno != EEXIST)
-            return set_io_error (error, errno, "Cannot remove the directory", disk_rel);
+            return set_io_error (error, errno, _("Cannot remove the directory"), disk_rel);
           /* New content here: the directory stays and is written again. */
           if (has_live_children (self, local->path))
             return index_remove (self, local->path, error);
@@ -1452,15 +1455,15 @@ do_conflict (FsEngine *self, const gchar *path, const FsEntry *local, const FsRe
 
   if (!local_unchanged (self, local, path, disk_rel))
     {
-      g_set_error (error, G_IO_ERROR, G_IO_ERROR_BUSY, "‘%s’ changed while it was synced", disk_rel);
+      g_set_error (error, G_IO_ERROR, G_IO_ERROR_BUSY, _("‘%s’ changed while it was synced"), disk_rel);
       return FALSE;
     }
   if (!rename_unique (src, dst))
-    return set_io_error (error, errno, "Cannot keep the conflicting copy of", disk_rel);
+    return set_io_error (error, errno, _("Cannot keep the conflicting copy of"), disk_rel);
   self->stats->conflicts++;
   g_ptr_array_add (self->messages,
-                   g_strdup_printf ("Conflict: ‘%s’ changed on both sides; this device's version "
-                                    "is kept as ‘%s’",
+                   g_strdup_printf (_("Conflict: ‘%s’ changed on both sides; this device's version "
+                                      "is kept as ‘%s’"),
                                     disk_rel, copy_rel));
   g_message ("Conflict on ‘%s’; local version kept as ‘%s’", disk_rel, copy_rel);
   emit_event (self, FS_SYNC_EVENT_CONFLICT, disk_rel, copy_rel);
@@ -1583,7 +1586,7 @@ start_transfers (FsEngine *self, GPtrArray *paths, GArray *actions, GError **err
     {
       g_autofree gchar *staging = g_build_filename (self->root, STAGING_TEMPLATE, NULL);
       if (g_mkdtemp_full (staging, 0700) == NULL)
-        return set_io_error (error, errno, "Cannot create a staging directory in", self->root);
+        return set_io_error (error, errno, _("Cannot create a staging directory in"), self->root);
       self->staging = g_steal_pointer (&staging);
     }
   self->pool = g_thread_pool_new (transfer_run, self, (gint) self->max_workers, FALSE, error);
@@ -1757,11 +1760,13 @@ hold_mass_deletes (FsEngine *self, GPtrArray *paths, GArray *actions, guint n_ba
           g_array_index (actions, FsActionType, i) = FS_ACTION_NOTHING;
       stats->held_deletes += count;
       g_ptr_array_add (messages,
-                       g_strdup_printf ("Held back %u deletions %s (%u%% of the folder); "
-                                        "nothing was deleted. Confirm them to apply.",
+                       /* TRANSLATORS: the second %s is "made on another device" or
+                        * "made in this folder"; there are always at least 10. */
+                       g_strdup_printf (_("Held back %u deletions %s (%u%% of the folder); "
+                                          "nothing was deleted. Confirm them to apply."),
                                         count,
-                                        kinds[k] == FS_ACTION_DELETE_LOCAL ? "made on another device"
-                                                                           : "made in this folder",
+                                        kinds[k] == FS_ACTION_DELETE_LOCAL ? _("made on another device")
+                                                                           : _("made in this folder"),
                                         n_base > 0 ? count * 100 / n_base : 100));
     }
 }
@@ -1955,18 +1960,18 @@ fs_engine_sync (FsEngine *self, gboolean audit, FsSyncStats *stats, GPtrArray *m
         else if (g_error_matches (local_error, G_IO_ERROR, G_IO_ERROR_BUSY))
           {
             stats->deferred++;
-            g_ptr_array_add (messages, g_strdup_printf ("Deferred: %s", local_error->message));
+            g_ptr_array_add (messages, g_strdup_printf (_("Deferred: %s"), local_error->message));
           }
         else
           {
             stats->errors++;
             if (local_error->domain == FS_CRYPTO_ERROR)
               g_ptr_array_add (messages,
-                               g_strdup_printf ("‘%s’ was not downloaded, its stored object is "
-                                                "corrupt (%s); the local copy is untouched",
+                               g_strdup_printf (_("‘%s’ was not downloaded, its stored object is "
+                                                  "corrupt (%s); the local copy is untouched"),
                                                 path, local_error->message));
             else
-              g_ptr_array_add (messages, g_strdup_printf ("‘%s’: %s", path, local_error->message));
+              g_ptr_array_add (messages, g_strdup_printf (_("‘%s’: %s"), path, local_error->message));
           }
       }
   finish_transfers (self);

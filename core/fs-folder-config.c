@@ -1,11 +1,14 @@
 /* Persistent per-folder settings of foldersyncd: JSON plus 0600 secret files
  * under $XDG_CONFIG_HOME/foldersync/. */
+#include "config.h"
+
 #include "fs-folder-config.h"
 #include "fs-json.h"
 
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <glib/gi18n-lib.h>
 #include <glib/gstdio.h>
 #include <json-glib/json-glib.h>
 
@@ -134,7 +137,7 @@ static gboolean G_GNUC_PRINTF (2, 3) invalid (GError **error, const gchar *forma
 }
 
 FsFolderConfig *
-fs_folder_config_new_from_variant (GVariant *asv, GError **error)
+fs_folder_config_new_from_variant (GVariant *asv, gboolean endpoint_later, GError **error)
 {
   g_autoptr (FsFolderConfig) config = fs_folder_config_new ();
   g_autofree gchar *key_file = NULL;
@@ -177,7 +180,7 @@ fs_folder_config_new_from_variant (GVariant *asv, GError **error)
           break;
       if (i == G_N_ELEMENTS (options))
         {
-          invalid (error, "Unknown folder setting ‘%s’", name);
+          invalid (error, _("Unknown folder setting ‘%s’"), name);
           return NULL;
         }
       if (options[i].type == OPT_STRING)
@@ -185,12 +188,12 @@ fs_folder_config_new_from_variant (GVariant *asv, GError **error)
           gchar **dest = options[i].dest;
           if (!g_variant_is_of_type (value, G_VARIANT_TYPE_STRING))
             {
-              invalid (error, "Folder setting ‘%s’ must be a string (s)", name);
+              invalid (error, _("Folder setting ‘%s’ must be a string (s)"), name);
               return NULL;
             }
           if (*dest != NULL)
             {
-              invalid (error, "Folder setting ‘%s’ given twice", name);
+              invalid (error, _("Folder setting ‘%s’ given twice"), name);
               return NULL;
             }
           *dest = g_variant_dup_string (value, NULL);
@@ -199,7 +202,7 @@ fs_folder_config_new_from_variant (GVariant *asv, GError **error)
         {
           if (!g_variant_is_of_type (value, G_VARIANT_TYPE_UINT32))
             {
-              invalid (error, "Folder setting ‘%s’ must be an unsigned integer (u)", name);
+              invalid (error, _("Folder setting ‘%s’ must be an unsigned integer (u)"), name);
               return NULL;
             }
           *(guint *)options[i].dest = g_variant_get_uint32 (value);
@@ -208,26 +211,26 @@ fs_folder_config_new_from_variant (GVariant *asv, GError **error)
 
   if (config->local_path == NULL || config->local_path[0] == '\0')
     {
-      invalid (error, "Folder setting ‘%s’ is required", "local-path");
+      invalid (error, _("Folder setting ‘%s’ is required"), "local-path");
       return NULL;
     }
   if (config->endpoint != NULL && store != NULL)
     {
-      invalid (error, "Folder settings ‘%s’ and ‘endpoint’ exclude each other", "store");
+      invalid (error, _("Folder settings ‘%s’ and ‘endpoint’ exclude each other"), "store");
       return NULL;
     }
   if (config->endpoint != NULL && (config->bucket == NULL || config->bucket[0] == '\0'))
     {
-      invalid (error, "Folder setting ‘%s’ is required with ‘endpoint’", "bucket");
+      invalid (error, _("Folder setting ‘%s’ is required with ‘endpoint’"), "bucket");
       return NULL;
     }
-  if (config->endpoint == NULL
+  if (config->endpoint == NULL && !(endpoint_later && store == NULL)
       && (config->region != NULL || config->access_key != NULL || config->secret_key != NULL
           || config->ca_file != NULL))
     {
       invalid (error,
-               "Folder settings ‘region’, ‘access-key’, ‘secret-key’ and ‘ca-file’ "
-               "need ‘%s’",
+               _("Folder settings ‘region’, ‘access-key’, ‘secret-key’ and ‘ca-file’ "
+                 "need ‘%s’"),
                "endpoint");
       return NULL;
     }
@@ -235,30 +238,30 @@ fs_folder_config_new_from_variant (GVariant *asv, GError **error)
     {
       if (!g_path_is_absolute (store))
         {
-          invalid (error, "Folder setting ‘%s’ must be an absolute path", "store");
+          invalid (error, _("Folder setting ‘%s’ must be an absolute path"), "store");
           return NULL;
         }
       config->store_dir = g_canonicalize_filename (store, NULL);
     }
   if (config->batch_interval_ms < 10 || config->batch_interval_ms > 3600 * 1000)
     {
-      invalid (error, "Folder setting ‘%s’ must be 10 to 3600000 ms", "batch-interval");
+      invalid (error, _("Folder setting ‘%s’ must be 10 to 3600000 ms"), "batch-interval");
       return NULL;
     }
   if (config->max_workers < 1 || config->max_workers > 64)
     {
-      invalid (error, "Folder setting ‘%s’ must be 1 to 64", "max-workers");
+      invalid (error, _("Folder setting ‘%s’ must be 1 to 64"), "max-workers");
       return NULL;
     }
   if (config->poll_interval_s < 1 || config->poll_interval_s > 86400)
     {
-      invalid (error, "Folder setting ‘%s’ must be 1 to 86400 s", "poll-interval");
+      invalid (error, _("Folder setting ‘%s’ must be 1 to 86400 s"), "poll-interval");
       return NULL;
     }
   if (config->device_name != NULL && !fs_device_name_valid (config->device_name))
     {
-      invalid (error, "Folder setting ‘%s’ must be 1 to 64 characters without ‘/’, parentheses "
-                      "or control characters", "device-name");
+      invalid (error, _("Folder setting ‘%s’ must be 1 to 64 characters without ‘/’, parentheses "
+                        "or control characters"), "device-name");
       return NULL;
     }
 
@@ -297,14 +300,14 @@ write_private (const gchar *path, const gchar *contents, GError **error)
     {
       int saved = errno;
       g_set_error (error, FS_DAEMON_ERROR, FS_DAEMON_ERROR_FAILED,
-                   "Cannot create the configuration directory ‘%s’: %s", dir, g_strerror (saved));
+                   _("Cannot create the configuration directory ‘%s’: %s"), dir, g_strerror (saved));
       return FALSE;
     }
   if (!g_file_set_contents_full (path, contents, -1,
                                  G_FILE_SET_CONTENTS_CONSISTENT | G_FILE_SET_CONTENTS_DURABLE, 0600,
                                  &local_error))
     {
-      g_set_error (error, FS_DAEMON_ERROR, FS_DAEMON_ERROR_FAILED, "Cannot write ‘%s’: %s", path,
+      g_set_error (error, FS_DAEMON_ERROR, FS_DAEMON_ERROR_FAILED, _("Cannot write ‘%s’: %s"), path,
                    local_error->message);
       return FALSE;
     }
@@ -416,20 +419,20 @@ fs_folder_config_load (const gchar *id, GError **error)
   if (!id_is_valid (id))
     {
       g_set_error (error, FS_DAEMON_ERROR, FS_DAEMON_ERROR_INVALID_ARGUMENT,
-                   "‘%s’ is not a folder id", id);
+                   _("‘%s’ is not a folder id"), id);
       return NULL;
     }
   json_path = config_path (id, "folders", ".json");
   if (!json_parser_load_from_file (parser, json_path, &local_error))
     {
-      g_set_error (error, FS_DAEMON_ERROR, FS_DAEMON_ERROR_FAILED, "Cannot read ‘%s’: %s",
+      g_set_error (error, FS_DAEMON_ERROR, FS_DAEMON_ERROR_FAILED, _("Cannot read ‘%s’: %s"),
                    json_path, local_error->message);
       return NULL;
     }
   root = json_parser_get_root (parser);
   if (root == NULL || !JSON_NODE_HOLDS_OBJECT (root))
     {
-      g_set_error (error, FS_DAEMON_ERROR, FS_DAEMON_ERROR_FAILED, "‘%s’ is not a JSON object",
+      g_set_error (error, FS_DAEMON_ERROR, FS_DAEMON_ERROR_FAILED, _("‘%s’ is not a JSON object"),
                    json_path);
       return NULL;
     }
@@ -451,7 +454,7 @@ fs_folder_config_load (const gchar *id, GError **error)
   if (config->local_path == NULL || !g_path_is_absolute (config->local_path))
     {
       g_set_error (error, FS_DAEMON_ERROR, FS_DAEMON_ERROR_FAILED,
-                   "‘%s’ has no absolute local_path", json_path);
+                   _("‘%s’ has no absolute local_path"), json_path);
       return NULL;
     }
 
@@ -514,7 +517,7 @@ remove_if_exists (const gchar *path, GError **error)
   if (g_unlink (path) != 0 && errno != ENOENT)
     {
       int saved = errno;
-      g_set_error (error, FS_DAEMON_ERROR, FS_DAEMON_ERROR_FAILED, "Cannot remove ‘%s’: %s", path,
+      g_set_error (error, FS_DAEMON_ERROR, FS_DAEMON_ERROR_FAILED, _("Cannot remove ‘%s’: %s"), path,
                    g_strerror (saved));
       return FALSE;
     }
@@ -545,14 +548,14 @@ fs_folder_config_delete (const gchar *id, GError **error)
       if (g_mkdir_with_parents (removed_dir, 0700) != 0)
         {
           g_set_error (error, G_IO_ERROR, g_io_error_from_errno (errno),
-                       "Cannot keep the key of folder %s: %s", id, g_strerror (errno));
+                       _("Cannot keep the key of folder %s: %s"), id, g_strerror (errno));
           return FALSE;
         }
       kept = g_build_filename (removed_dir, name, NULL);
       if (rename (key_path, kept) != 0)
         {
           g_set_error (error, G_IO_ERROR, g_io_error_from_errno (errno),
-                       "Cannot keep the key of folder %s: %s", id, g_strerror (errno));
+                       _("Cannot keep the key of folder %s: %s"), id, g_strerror (errno));
           return FALSE;
         }
       g_message ("The key of removed folder %s is kept in %s", id, kept);
@@ -604,7 +607,7 @@ fs_folder_config_get_key (const FsFolderConfig *config, GError **error)
   if (hex == NULL || strlen (hex) != 64)
     {
       g_set_error (error, FS_ENGINE_ERROR, FS_ENGINE_ERROR_KEY_FILE,
-                   "The stored key of folder %s is not 64 hex characters", config->id);
+                   _("The stored key of folder %s is not 64 hex characters"), config->id);
       return NULL;
     }
   for (gsize i = 0; i < sizeof key; i++)
@@ -615,7 +618,7 @@ fs_folder_config_get_key (const FsFolderConfig *config, GError **error)
         {
           memset (key, 0, sizeof key);
           g_set_error (error, FS_ENGINE_ERROR, FS_ENGINE_ERROR_KEY_FILE,
-                       "The stored key of folder %s is not 64 hex characters", config->id);
+                       _("The stored key of folder %s is not 64 hex characters"), config->id);
           return NULL;
         }
       key[i] = (guint8)(hi << 4 | lo);

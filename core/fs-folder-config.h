@@ -54,8 +54,11 @@ gchar *fs_folder_config_get_base_dir (void);
  * Unknown keys, wrong value types and out-of-range values are
  * FS_DAEMON_ERROR_INVALID_ARGUMENT; an unreadable "key-file" is
  * FS_ENGINE_ERROR_KEY_FILE. Without "key-file" a new key is generated. The
- * result has no id yet and local_path as given (not checked). */
-FsFolderConfig *fs_folder_config_new_from_variant (GVariant *asv, GError **error);
+ * result has no id yet and local_path as given (not checked).
+ * @endpoint_later: S3 settings (credentials, ca-file, region) are accepted
+ * without "endpoint", which comes later (from a long-form token's envelope). */
+FsFolderConfig *fs_folder_config_new_from_variant (GVariant *asv, gboolean endpoint_later,
+                                                   GError **error);
 
 /* Writes the secrets, then the JSON, each atomically with mode 0600. */
 gboolean fs_folder_config_save (const FsFolderConfig *config, GError **error);

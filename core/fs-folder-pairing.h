@@ -11,14 +11,19 @@ G_BEGIN_DECLS
 
 /* A token for @config's folder, valid @ttl_seconds (0: 5 minutes). With
  * @include_credentials the S3 access key and secret travel in the envelope;
- * otherwise the device that pairs brings its own. */
+ * otherwise the device that pairs brings its own. @long_token (may be NULL)
+ * gets the long form when the storage can presign URLs (S3), else NULL. */
 gchar *fs_folder_pairing_issue (const FsFolderConfig *config, guint ttl_seconds,
-                                gboolean include_credentials, guint64 *expires, GError **error);
+                                gboolean include_credentials, guint64 *expires,
+                                gchar **long_token, GError **error);
 
 /* Redeems @token on the storage @config names (endpoint and bucket, or a
  * local store) and fills @config from the envelope: key, prefix, region,
- * intervals, and credentials if they travelled. A malformed or mistyped
- * token is FS_PAIRING_ERROR_INVALID before any request. */
+ * intervals, and credentials if they travelled. A long-form token brings
+ * its own way to the envelope, and the envelope the endpoint and bucket
+ * (unless @config names an endpoint). A malformed or mistyped token is
+ * FS_PAIRING_ERROR_INVALID, an expired long form FS_PAIRING_ERROR_EXPIRED,
+ * before any request. */
 gboolean fs_folder_pairing_redeem (FsFolderConfig *config, const gchar *token, GError **error);
 
 /* Deletes the expired envelopes of the pairing area on @config's storage. */

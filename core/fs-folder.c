@@ -12,6 +12,7 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
+#include <glib/gi18n.h>
 #include <glib/gstdio.h>
 
 #include "fs-batch-queue.h"
@@ -694,7 +695,7 @@ static gboolean
 resolve_io_error (GError **error, const gchar *what, const gchar *rel)
 {
   int saved = errno;
-  g_set_error (error, G_IO_ERROR, g_io_error_from_errno (saved), "%s ‘%s’: %s", what, rel,
+  g_set_error (error, G_IO_ERROR, g_io_error_from_errno (saved), _("%s ‘%s’: %s"), what, rel,
                g_strerror (saved));
   return FALSE;
 }
@@ -715,7 +716,7 @@ fs_folder_resolve_conflict_sync (const gchar *root, const gchar *path, const gch
   if (path == NULL || *path == '\0' || g_path_is_absolute (path))
     {
       g_set_error (error, FS_DAEMON_ERROR, FS_DAEMON_ERROR_INVALID_ARGUMENT,
-                   "‘%s’ is not a path relative to the folder", path != NULL ? path : "");
+                   _("‘%s’ is not a path relative to the folder"), path != NULL ? path : "");
       return FALSE;
     }
   pairs = fs_folder_list_conflicts_sync (root, cancellable, error);
@@ -746,13 +747,13 @@ fs_folder_resolve_conflict_sync (const gchar *root, const gchar *path, const gch
   if (copy == NULL)
     {
       g_set_error (error, FS_DAEMON_ERROR, FS_DAEMON_ERROR_NOT_FOUND,
-                   "‘%s’ is not a conflict copy, nor a file with one", path);
+                   _("‘%s’ is not a conflict copy, nor a file with one"), path);
       return FALSE;
     }
   if (matches_orig > 1)
     {
       g_set_error (error, FS_DAEMON_ERROR, FS_DAEMON_ERROR_INVALID_ARGUMENT,
-                   "‘%s’ has %u conflict copies: name the copy to resolve", path, matches_orig);
+                   _("‘%s’ has %u conflict copies: name the copy to resolve"), path, matches_orig);
       return FALSE;
     }
 
@@ -768,7 +769,7 @@ fs_folder_resolve_conflict_sync (const gchar *root, const gchar *path, const gch
           && !fs_engine_move_to_trash (root, orig, error))
         return FALSE;
       if (rename (copy_abs, orig_abs) != 0)
-        return resolve_io_error (error, "Cannot put the conflict copy in place of", orig);
+        return resolve_io_error (error, _("Cannot put the conflict copy in place of"), orig);
       if (out_result != NULL)
         *out_result = g_steal_pointer (&orig);
       return TRUE;
@@ -806,14 +807,14 @@ fs_folder_resolve_conflict_sync (const gchar *root, const gchar *path, const gch
                 }
             }
           if (errno != EEXIST)
-            return resolve_io_error (error, "Cannot rename the conflict copy", copy);
+            return resolve_io_error (error, _("Cannot rename the conflict copy"), copy);
         }
       g_set_error (error, FS_DAEMON_ERROR, FS_DAEMON_ERROR_FAILED,
-                   "No free name for the conflict copy ‘%s’", copy);
+                   _("No free name for the conflict copy ‘%s’"), copy);
       return FALSE;
     }
   g_set_error (error, FS_DAEMON_ERROR, FS_DAEMON_ERROR_INVALID_ARGUMENT,
-               "keep must be “mine”, “theirs” or “both”, not “%s”", keep);
+               _("keep must be “mine”, “theirs” or “both”, not “%s”"), keep);
   return FALSE;
 }
 
@@ -960,13 +961,19 @@ typedef struct
 {
   FsFolderConfig *config;
   guint ttl;
+  gboolean include_credentials;
+  gboolean full; /* GenerateTokenFull */
   guint64 expires;
+  gchar *long_token;
 } TokenJob;
 
 static void
 token_job_free (TokenJob *job)
 {
   fs_folder_config_free (job->config);
+  if (job->long_token != NULL)
+    explicit_bzero (job->long_token, strlen (job->long_token));
+  g_free (job->long_token);
   g_free (job);
 }
 
@@ -1012,7 +1019,9 @@ generate_token_thread (GTask *task, gpointer source, gpointer task_data, GCancel
 {
   TokenJob *job = task_data;
   GError *error = NULL;
-  gchar *token = fs_folder_pairing_issue (job->config, job->ttl, FALSE, &job->expires, &error);
+  gchar *token = fs_folder_pairing_issue (job->config, job->ttl, job->include_credentials,
+                                          &job->expires, job->full ? &job->long_token : NULL,
+                                          &error);
 
   if (token == NULL)
     g_task_return_error (task, error);
@@ -1037,16 +1046,22 @@ generate_token_done (GObject *source, GAsyncResult *result, gpointer user_data)
   g_message ("Issued a pairing token for folder %s, valid until %" G_GUINT64_FORMAT,
              job->config->id, job->expires);
   schedule_pairing_cleanup (job->config, job->expires);
-  fs_dbus_folder_complete_generate_token (FS_DBUS_FOLDER (source), g_steal_pointer (&invocation),
-                                          token, job->expires);
+  if (job->full)
+    fs_dbus_folder_complete_generate_token_full (FS_DBUS_FOLDER (source),
+                                                 g_steal_pointer (&invocation), token,
+                                                 job->long_token != NULL ? job->long_token : "",
+                                                 job->expires);
+  else
+    fs_dbus_folder_complete_generate_token (FS_DBUS_FOLDER (source),
+                                            g_steal_pointer (&invocation), token, job->expires);
   explicit_bzero (token, strlen (token));
 }
 
 /* The envelope (key and storage settings) is sealed under a key derived from
  * the token with Argon2id and put on the folder's storage: off the main loop. */
-static gboolean
-handle_generate_token (FsDBusFolder *iface, GDBusMethodInvocation *invocation, guint ttl,
-                       FsFolder *self)
+static void
+start_token_job (FsDBusFolder *iface, GDBusMethodInvocation *invocation, FsFolder *self,
+                 guint ttl, gboolean full, gboolean include_credentials)
 {
   g_autoptr (GTask) task = NULL;
   TokenJob *job;
@@ -1055,16 +1070,61 @@ handle_generate_token (FsDBusFolder *iface, GDBusMethodInvocation *invocation, g
     {
       g_dbus_method_invocation_return_error (invocation, FS_DAEMON_ERROR,
                                              FS_DAEMON_ERROR_INVALID_ARGUMENT,
-                                             "A token is valid at most %u seconds",
+                                             _("A token is valid at most %u seconds"),
                                              (guint)FS_PAIRING_MAX_TTL);
-      return G_DBUS_METHOD_INVOCATION_HANDLED;
+      return;
     }
   job = g_new0 (TokenJob, 1);
   job->config = fs_folder_config_copy (self->config);
   job->ttl = ttl > 0 ? ttl : FS_PAIRING_DEFAULT_TTL;
+  job->full = full;
+  job->include_credentials = include_credentials;
   task = g_task_new (iface, NULL, generate_token_done, g_object_ref (invocation));
   g_task_set_task_data (task, job, (GDestroyNotify)token_job_free);
   g_task_run_in_thread (task, generate_token_thread);
+}
+
+static gboolean
+handle_generate_token (FsDBusFolder *iface, GDBusMethodInvocation *invocation, guint ttl,
+                       FsFolder *self)
+{
+  start_token_job (iface, invocation, self, ttl, FALSE, FALSE);
+  return G_DBUS_METHOD_INVOCATION_HANDLED;
+}
+
+static gboolean
+handle_generate_token_full (FsDBusFolder *iface, GDBusMethodInvocation *invocation, guint ttl,
+                            GVariant *options, FsFolder *self)
+{
+  gboolean include_credentials = FALSE;
+  GVariantIter iter;
+  const gchar *name;
+  GVariant *value;
+
+  g_variant_iter_init (&iter, options);
+  while (g_variant_iter_loop (&iter, "{&sv}", &name, &value))
+    {
+      if (strcmp (name, "include-credentials") == 0
+          && g_variant_is_of_type (value, G_VARIANT_TYPE_BOOLEAN))
+        include_credentials = g_variant_get_boolean (value);
+      else
+        {
+          g_dbus_method_invocation_return_error (
+            invocation, FS_DAEMON_ERROR, FS_DAEMON_ERROR_INVALID_ARGUMENT,
+            _("Unknown option ‘%s’ of type ‘%s’ (GenerateTokenFull takes include-credentials (b))"),
+            name, g_variant_get_type_string (value));
+          g_variant_unref (value);
+          return G_DBUS_METHOD_INVOCATION_HANDLED;
+        }
+    }
+  if (include_credentials && self->config->endpoint == NULL)
+    {
+      g_dbus_method_invocation_return_error_literal (
+        invocation, FS_DAEMON_ERROR, FS_DAEMON_ERROR_INVALID_ARGUMENT,
+        _("include-credentials: this folder's store is not S3 and has no credentials"));
+      return G_DBUS_METHOD_INVOCATION_HANDLED;
+    }
+  start_token_job (iface, invocation, self, ttl, TRUE, include_credentials);
   return G_DBUS_METHOD_INVOCATION_HANDLED;
 }
 
@@ -1156,6 +1216,8 @@ fs_folder_new (FsFolderConfig *config, FsEngine *engine)
   g_signal_connect (iface, "handle-list-conflicts", G_CALLBACK (handle_list_conflicts), self);
   g_signal_connect (iface, "handle-resolve-conflict", G_CALLBACK (handle_resolve_conflict), self);
   g_signal_connect (iface, "handle-generate-token", G_CALLBACK (handle_generate_token), self);
+  g_signal_connect (iface, "handle-generate-token-full", G_CALLBACK (handle_generate_token_full),
+                    self);
   fs_dbus_object_skeleton_set_folder (self->object, iface);
   return self;
 }

@@ -2,6 +2,9 @@
  * synced folder, WAL journal, schema versioned in PRAGMA user_version and
  * upgraded by the migrations below, prepared statements kept for the life of
  * the object. */
+#include "config.h"
+
+#include <glib/gi18n-lib.h>
 #include <sqlite3.h>
 
 #include "fs-error.h"
@@ -135,10 +138,10 @@ set_db_error (FsIndex *self, int rc, const gchar *what, GError **error)
 {
   if (is_corrupt_code (rc))
     g_set_error (error, FS_INDEX_ERROR, FS_INDEX_ERROR_CORRUPT,
-                 "Index ‘%s’ is damaged or not a FolderSync index: %s", self->filename,
+                 _("Index ‘%s’ is damaged or not a FolderSync index: %s"), self->filename,
                  sqlite3_errmsg (self->db));
   else
-    g_set_error (error, FS_INDEX_ERROR, FS_INDEX_ERROR_FAILED, "Index ‘%s’: %s failed: %s",
+    g_set_error (error, FS_INDEX_ERROR, FS_INDEX_ERROR_FAILED, _("Index ‘%s’: %s failed: %s"),
                  self->filename, what, sqlite3_errmsg (self->db));
   return FALSE;
 }
@@ -184,7 +187,7 @@ migrate (FsIndex *self, GError **error)
       if (!exec_sql (self, migrations[v], error) || !exec_sql (self, bump, error))
         {
           sqlite3_exec (self->db, "ROLLBACK", NULL, NULL, NULL);
-          g_prefix_error (error, "Migrating index schema from version %d to %d: ", v, v + 1);
+          g_prefix_error (error, _("Migrating index schema from version %d to %d: "), v, v + 1);
           return FALSE;
         }
       if (!exec_sql (self, "COMMIT", error))
@@ -213,7 +216,7 @@ fs_index_open (const gchar *filename, GError **error)
                         SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
   if (rc != SQLITE_OK)
     {
-      g_set_error (error, FS_INDEX_ERROR, FS_INDEX_ERROR_FAILED, "Cannot open index ‘%s’: %s",
+      g_set_error (error, FS_INDEX_ERROR, FS_INDEX_ERROR_FAILED, _("Cannot open index ‘%s’: %s"),
                    filename, self->db != NULL ? sqlite3_errmsg (self->db) : sqlite3_errstr (rc));
       return NULL;
     }
@@ -227,16 +230,16 @@ fs_index_open (const gchar *filename, GError **error)
   if (version > FS_INDEX_SCHEMA_VERSION)
     {
       g_set_error (error, FS_INDEX_ERROR, FS_INDEX_ERROR_SCHEMA_TOO_NEW,
-                   "Index ‘%s’ has schema version %" G_GINT64_FORMAT
-                   ", but this FolderSync only knows up to version %d; upgrade FolderSync",
-                   filename, version, FS_INDEX_SCHEMA_VERSION);
+                   _("Index ‘%s’ has schema version %lld, but this FolderSync only knows up "
+                     "to version %d; upgrade FolderSync"),
+                   filename, (long long) version, FS_INDEX_SCHEMA_VERSION);
       return NULL;
     }
   if (version < 0)
     {
       g_set_error (error, FS_INDEX_ERROR, FS_INDEX_ERROR_CORRUPT,
-                   "Index ‘%s’ has an invalid schema version %" G_GINT64_FORMAT, filename,
-                   version);
+                   _("Index ‘%s’ has an invalid schema version %lld"), filename,
+                   (long long) version);
       return NULL;
     }
   self->schema_version = (gint) version;

@@ -1,4 +1,7 @@
 /* Journal records: JSON inside a sealed record, one storage object each. */
+#include "config.h"
+
+#include <glib/gi18n-lib.h>
 #include <json-glib/json-glib.h>
 #include <stdlib.h>
 
@@ -72,14 +75,14 @@ fs_record_from_json (GBytes *json, GError **error)
   if (!JSON_NODE_HOLDS_OBJECT (json_parser_get_root (parser)))
     {
       g_set_error_literal (error, FS_CRYPTO_ERROR, FS_CRYPTO_ERROR_CORRUPT,
-                           "Journal record is not a JSON object");
+                           _("Journal record is not a JSON object"));
       return NULL;
     }
   o = json_node_get_object (json_parser_get_root (parser));
   if (json_object_get_int_member_with_default (o, "format", 0) != 1)
     {
       g_set_error_literal (error, FS_CRYPTO_ERROR, FS_CRYPTO_ERROR_CORRUPT,
-                           "Journal record has an unknown format version");
+                           _("Journal record has an unknown format version"));
       return NULL;
     }
   r->version = fs_json_dup_string (o, "version");
@@ -101,7 +104,7 @@ fs_record_from_json (GBytes *json, GError **error)
   if (r->path != NULL && !fs_journal_path_valid (r->path))
     {
       g_set_error_literal (error, FS_CRYPTO_ERROR, FS_CRYPTO_ERROR_CORRUPT,
-                           "Journal record names a path outside the folder");
+                           _("Journal record names a path outside the folder"));
       return NULL;
     }
   if (r->version == NULL || r->path == NULL || r->device_id == NULL || r->seq < 0 ||
@@ -109,7 +112,7 @@ fs_record_from_json (GBytes *json, GError **error)
       (!r->deleted && r->kind == FS_KIND_FILE && (r->object == NULL || r->hash == NULL)))
     {
       g_set_error_literal (error, FS_CRYPTO_ERROR, FS_CRYPTO_ERROR_CORRUPT,
-                           "Journal record lacks required fields");
+                           _("Journal record lacks required fields"));
       return NULL;
     }
   return g_steal_pointer (&r);
@@ -194,7 +197,7 @@ fetch_device (FsStorage *storage, FsCrypto *crypto, const gchar *prefix, FsIndex
         {
           g_clear_pointer (&record, fs_record_free);
           g_set_error_literal (&local_error, FS_CRYPTO_ERROR, FS_CRYPTO_ERROR_CORRUPT,
-                               "record does not belong at its key");
+                               _("record does not belong at its key"));
         }
       if (record == NULL)
         {

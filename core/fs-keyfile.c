@@ -1,4 +1,7 @@
 /* Loading and creating key files; the key itself never reaches a message. */
+#include "config.h"
+
+#include <glib/gi18n-lib.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <gcrypt.h>
@@ -32,33 +35,33 @@ fs_keyfile_load (const gchar *filename, GError **error)
 
   if (g_stat (filename, &st) != 0)
     {
-      g_set_error (error, FS_ENGINE_ERROR, FS_ENGINE_ERROR_KEY_FILE, "Cannot read key file ‘%s’: %s",
+      g_set_error (error, FS_ENGINE_ERROR, FS_ENGINE_ERROR_KEY_FILE, _("Cannot read key file ‘%s’: %s"),
                    filename, g_strerror (errno));
       return NULL;
     }
   if (!S_ISREG (st.st_mode))
     {
       g_set_error (error, FS_ENGINE_ERROR, FS_ENGINE_ERROR_KEY_FILE,
-                   "Key file ‘%s’ is not a regular file", filename);
+                   _("Key file ‘%s’ is not a regular file"), filename);
       return NULL;
     }
   if ((st.st_mode & 077) != 0)
     {
       g_set_error (error, FS_ENGINE_ERROR, FS_ENGINE_ERROR_KEY_FILE,
-                   "Key file ‘%s’ is readable by others (mode %04o); run: chmod 600 '%s'",
+                   _("Key file ‘%s’ is readable by others (mode %04o); run: chmod 600 '%s'"),
                    filename, (guint) (st.st_mode & 07777), filename);
       return NULL;
     }
   if (st.st_size > KEY_FILE_MAX)
     {
       g_set_error (error, FS_ENGINE_ERROR, FS_ENGINE_ERROR_KEY_FILE,
-                   "Key file ‘%s’ is too long to be a key (%" G_GINT64_FORMAT " bytes)", filename,
-                   (gint64) st.st_size);
+                   _("Key file ‘%s’ is too long to be a key (%lld bytes)"), filename,
+                   (long long) st.st_size);
       return NULL;
     }
   if (!g_file_get_contents (filename, &contents, &len, error))
     {
-      g_prefix_error (error, "Cannot read key file: ");
+      g_prefix_error (error, _("Cannot read key file: "));
       if (error != NULL && *error != NULL)
         {
           (*error)->domain = FS_ENGINE_ERROR;
@@ -73,8 +76,8 @@ fs_keyfile_load (const gchar *filename, GError **error)
     {
       explicit_bzero (contents, len);
       g_set_error (error, FS_ENGINE_ERROR, FS_ENGINE_ERROR_KEY_FILE,
-                   "Key file ‘%s’ must hold 64 hex characters, it holds %" G_GSIZE_FORMAT,
-                   filename, hex_len);
+                   _("Key file ‘%s’ must hold 64 hex characters, it holds %zu"),
+                   filename, (size_t) hex_len);
       return NULL;
     }
   for (gsize i = 0; i < KEY_BYTES; i++)
@@ -86,7 +89,7 @@ fs_keyfile_load (const gchar *filename, GError **error)
           explicit_bzero (contents, len);
           explicit_bzero (key, sizeof key);
           g_set_error (error, FS_ENGINE_ERROR, FS_ENGINE_ERROR_KEY_FILE,
-                       "Key file ‘%s’ holds a character that is not hex", filename);
+                       _("Key file ‘%s’ holds a character that is not hex"), filename);
           return NULL;
         }
       key[i] = (guint8) (hi << 4 | lo);
@@ -124,7 +127,7 @@ fs_keyfile_create (const gchar *filename, GError **error)
   if (fd < 0)
     {
       g_set_error (error, FS_ENGINE_ERROR, FS_ENGINE_ERROR_KEY_FILE,
-                   "Cannot create key file ‘%s’: %s", filename, g_strerror (errno));
+                   _("Cannot create key file ‘%s’: %s"), filename, g_strerror (errno));
       return FALSE;
     }
   if (write (fd, line, len) != (gssize) len || fsync (fd) != 0)
@@ -134,7 +137,7 @@ fs_keyfile_create (const gchar *filename, GError **error)
       g_unlink (filename);
       explicit_bzero (line, len);
       g_set_error (error, FS_ENGINE_ERROR, FS_ENGINE_ERROR_KEY_FILE,
-                   "Cannot write key file ‘%s’: %s", filename, g_strerror (saved));
+                   _("Cannot write key file ‘%s’: %s"), filename, g_strerror (saved));
       return FALSE;
     }
   close (fd);

@@ -2,6 +2,7 @@
  * type it registers implements the wanted interface. */
 #include "config.h"
 
+#include <glib/gi18n-lib.h>
 #include <gmodule.h>
 
 #include "fs-error.h"
@@ -56,7 +57,7 @@ load_plugin_type (const gchar *name, GError **error)
   if (path == NULL)
     {
       g_set_error (error, FS_PLUGIN_ERROR, FS_PLUGIN_ERROR_NOT_FOUND,
-                   "Plugin ‘%s’ not found (searched %s)", name,
+                   _("Plugin ‘%s’ not found (searched %s)"), name,
                    g_getenv ("FOLDERSYNC_PLUGIN_DIR") != NULL ? g_getenv ("FOLDERSYNC_PLUGIN_DIR")
                                                               : FS_PLUGINDIR);
       return G_TYPE_INVALID;
@@ -65,13 +66,13 @@ load_plugin_type (const gchar *name, GError **error)
   if (module == NULL)
     {
       g_set_error (error, FS_PLUGIN_ERROR, FS_PLUGIN_ERROR_INVALID,
-                   "Plugin ‘%s’ could not be loaded: %s", name, g_module_error ());
+                   _("Plugin ‘%s’ could not be loaded: %s"), name, g_module_error ());
       return G_TYPE_INVALID;
     }
   if (!g_module_symbol (module, FS_PLUGIN_ENTRY_SYMBOL, &symbol) || symbol == NULL)
     {
       g_set_error (error, FS_PLUGIN_ERROR, FS_PLUGIN_ERROR_INVALID,
-                   "Plugin ‘%s’ (%s) has no %s entry point", name, path, FS_PLUGIN_ENTRY_SYMBOL);
+                   _("Plugin ‘%s’ (%s) has no %s entry point"), name, path, FS_PLUGIN_ENTRY_SYMBOL);
       g_module_close (module);
       return G_TYPE_INVALID;
     }
@@ -82,7 +83,7 @@ load_plugin_type (const gchar *name, GError **error)
   if (type == G_TYPE_INVALID || !G_TYPE_IS_INSTANTIATABLE (type) || G_TYPE_IS_ABSTRACT (type))
     {
       g_set_error (error, FS_PLUGIN_ERROR, FS_PLUGIN_ERROR_INVALID,
-                   "Plugin ‘%s’ registered no instantiable type", name);
+                   _("Plugin ‘%s’ registered no instantiable type"), name);
       return G_TYPE_INVALID;
     }
   if (plugin_types == NULL)
@@ -102,7 +103,7 @@ fs_plugin_new_instance (const gchar *name, GType iface_type, GError **error)
   if (!valid_plugin_name (name))
     {
       g_set_error (error, FS_PLUGIN_ERROR, FS_PLUGIN_ERROR_NOT_FOUND,
-                   "‘%s’ is not a valid plugin name", name != NULL ? name : "");
+                   _("‘%s’ is not a valid plugin name"), name != NULL ? name : "");
       return NULL;
     }
   G_LOCK (plugins);
@@ -113,7 +114,7 @@ fs_plugin_new_instance (const gchar *name, GType iface_type, GError **error)
   if (!g_type_is_a (type, iface_type))
     {
       g_set_error (error, FS_PLUGIN_ERROR, FS_PLUGIN_ERROR_INVALID,
-                   "Plugin ‘%s’ provides %s, which does not implement %s", name,
+                   _("Plugin ‘%s’ provides %s, which does not implement %s"), name,
                    g_type_name (type), g_type_name (iface_type));
       return NULL;
     }

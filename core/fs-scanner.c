@@ -2,6 +2,9 @@
  * symlink) and returns its local state, hashing only files whose stat data
  * differ from the index (base). It never reports a path as gone because it
  * could not read it: a file or folder it cannot open keeps its base state. */
+#include "config.h"
+
+#include <glib/gi18n-lib.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -130,7 +133,7 @@ hash_fd (int fd, guint8 *buffer, guint64 *bytes, GCancellable *cancellable, GErr
   gerr = gcry_md_open (&md, GCRY_MD_SHA256, 0);
   if (gerr != 0)
     {
-      g_set_error (error, G_IO_ERROR, G_IO_ERROR_FAILED, "Cannot start SHA-256: %s",
+      g_set_error (error, G_IO_ERROR, G_IO_ERROR_FAILED, _("Cannot start SHA-256: %s"),
                    gcry_strerror (gerr));
       return NULL;
     }
@@ -180,7 +183,7 @@ fs_hash_file (const gchar *filename, guint64 *size, GCancellable *cancellable, G
   if (fd < 0)
     {
       int saved = errno;
-      g_set_error (error, G_IO_ERROR, g_io_error_from_errno (saved), "Cannot open ‘%s’: %s",
+      g_set_error (error, G_IO_ERROR, g_io_error_from_errno (saved), _("Cannot open ‘%s’: %s"),
                    filename, g_strerror (saved));
       return NULL;
     }
@@ -192,7 +195,7 @@ fs_hash_file (const gchar *filename, guint64 *size, GCancellable *cancellable, G
       if (g_error_matches (local_error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
         g_propagate_error (error, g_steal_pointer (&local_error));
       else
-        g_set_error (error, local_error->domain, local_error->code, "Cannot read ‘%s’: %s",
+        g_set_error (error, local_error->domain, local_error->code, _("Cannot read ‘%s’: %s"),
                      filename, local_error->message);
     }
   return hex;
@@ -250,10 +253,10 @@ keep_unreadable_file (ScanState *state, const gchar *key, const gchar *reason)
   if (b != NULL)
     {
       add_entry (state, copy_base (b));
-      add_warning (state, "Cannot read ‘%s’: %s; keeping its last synced state", key, reason);
+      add_warning (state, _("Cannot read ‘%s’: %s; keeping its last synced state"), key, reason);
     }
   else
-    add_warning (state, "Cannot read ‘%s’: %s; not synced", key, reason);
+    add_warning (state, _("Cannot read ‘%s’: %s; not synced"), key, reason);
 }
 
 static void
@@ -266,14 +269,14 @@ scan_symlink (ScanState *state, int dirfd, const gchar *name, const gchar *key,
 
   if (n < 0 || (gsize) n >= sizeof target)
     {
-      keep_unreadable_file (state, key, n < 0 ? g_strerror (errno) : "link target too long");
+      keep_unreadable_file (state, key, n < 0 ? g_strerror (errno) : _("link target too long"));
       return;
     }
   target[n] = '\0';
   if (!g_utf8_validate (target, n, NULL) || memchr (target, '\0', n) != NULL)
     {
       g_autofree gchar *escaped = g_strescape (target, NULL);
-      g_autofree gchar *reason = g_strdup_printf ("its target ‘%s’ is not valid UTF-8", escaped);
+      g_autofree gchar *reason = g_strdup_printf (_("its target ‘%s’ is not valid UTF-8"), escaped);
       keep_unreadable_file (state, key, reason);
       return;
     }
@@ -319,7 +322,7 @@ scan_file (ScanState *state, int dirfd, const gchar *name, const gchar *key, con
   if (fstat (fd, &before) != 0 || !S_ISREG (before.st_mode))
     {
       close (fd);
-      keep_unreadable_file (state, key, "it changed type while being scanned");
+      keep_unreadable_file (state, key, _("it changed type while being scanned"));
       return TRUE;
     }
   g_clear_pointer (&e, fs_entry_free);
@@ -349,7 +352,7 @@ scan_file (ScanState *state, int dirfd, const gchar *name, const gchar *key, con
       state->result->stats.deferred++;
       if (b != NULL)
         add_entry (state, copy_base (b));
-      add_warning (state, "Deferring ‘%s’: still being written", key);
+      add_warning (state, _("Deferring ‘%s’: still being written"), key);
       return TRUE;
     }
   close (fd);
@@ -369,7 +372,7 @@ read_ignore_file (ScanState *state, int dirfd, const gchar *dir_key)
   if (fd < 0)
     {
       if (errno != ENOENT && errno != ELOOP)
-        add_warning (state, "Cannot read ‘%s’: %s; its patterns are not applied",
+        add_warning (state, _("Cannot read ‘%s’: %s; its patterns are not applied"),
                      dir_key[0] != '\0' ? dir_key : IGNORE_FILE, g_strerror (errno));
       return;
     }
@@ -398,14 +401,14 @@ static const gchar *
 special_kind_name (mode_t mode)
 {
   if (S_ISFIFO (mode))
-    return "fifo";
+    return _("fifo");
   if (S_ISSOCK (mode))
-    return "socket";
+    return _("socket");
   if (S_ISCHR (mode))
-    return "character device";
+    return _("character device");
   if (S_ISBLK (mode))
-    return "block device";
-  return "special file";
+    return _("block device");
+  return _("special file");
 }
 
 static gboolean
@@ -445,11 +448,11 @@ scan_subdir (ScanState *state, int dirfd, const gchar *name, const gchar *key,
       if (b != NULL || kept > 0)
         {
           add_entry (state, entry_from_stat (key, disk, FS_KIND_DIR, st));
-          add_warning (state, "Cannot open folder ‘%s’: %s; keeping its last synced contents",
+          add_warning (state, _("Cannot open folder ‘%s’: %s; keeping its last synced contents"),
                        key, g_strerror (saved));
         }
       else
-        add_warning (state, "Cannot open folder ‘%s’: %s; not synced", key, g_strerror (saved));
+        add_warning (state, _("Cannot open folder ‘%s’: %s; not synced"), key, g_strerror (saved));
       return TRUE;
     }
   add_entry (state, entry_from_stat (key, disk, FS_KIND_DIR, st));
@@ -475,7 +478,7 @@ scan_dir (ScanState *state, int fd, const gchar *key_prefix, const gchar *disk_p
     {
       int saved = errno;
       close (fd);
-      g_set_error (error, G_IO_ERROR, g_io_error_from_errno (saved), "Cannot list ‘%s’: %s",
+      g_set_error (error, G_IO_ERROR, g_io_error_from_errno (saved), _("Cannot list ‘%s’: %s"),
                    disk_prefix[0] != '\0' ? disk_prefix : ".", g_strerror (saved));
       return FALSE;
     }
@@ -529,7 +532,7 @@ scan_dir (ScanState *state, int fd, const gchar *key_prefix, const gchar *disk_p
         {
           g_autofree gchar *escaped = g_strescape (name, NULL);
           g_autofree gchar *shown = join (disk_prefix, escaped);
-          add_warning (state, "Skipping ‘%s’: its name is not valid UTF-8", shown);
+          add_warning (state, _("Skipping ‘%s’: its name is not valid UTF-8"), shown);
           continue;
         }
       key = join (key_prefix, nfc);
@@ -552,7 +555,7 @@ scan_dir (ScanState *state, int fd, const gchar *key_prefix, const gchar *disk_p
       if (!is_dir && !S_ISREG (st.st_mode) && !S_ISLNK (st.st_mode))
         {
           state->result->stats.skipped_special++;
-          add_warning (state, "Skipping %s ‘%s’", special_kind_name (st.st_mode), key);
+          add_warning (state, _("Skipping %s ‘%s’"), special_kind_name (st.st_mode), key);
           continue;
         }
 
@@ -561,8 +564,8 @@ scan_dir (ScanState *state, int fd, const gchar *key_prefix, const gchar *disk_p
         {
           g_autofree gchar *twin_disk = join (disk_prefix, twin);
           add_warning (state,
-                       "Skipping ‘%s’: its name is the same as ‘%s’ after Unicode "
-                       "normalization",
+                       _("Skipping ‘%s’: its name is the same as ‘%s’ after Unicode "
+                         "normalization"),
                        disk, twin_disk);
           continue;
         }
@@ -573,7 +576,7 @@ scan_dir (ScanState *state, int fd, const gchar *key_prefix, const gchar *disk_p
       if (fold_twin != NULL)
         {
           g_autofree gchar *twin_key = join (key_prefix, fold_twin);
-          add_warning (state, "‘%s’ and ‘%s’ would collide on a case-insensitive file system",
+          add_warning (state, _("‘%s’ and ‘%s’ would collide on a case-insensitive file system"),
                        twin_key, key);
         }
       else
@@ -616,7 +619,7 @@ fs_scan (const gchar *root, GHashTable *base, GCancellable *cancellable, GError 
     {
       int saved = errno;
       g_set_error (error, G_IO_ERROR, g_io_error_from_errno (saved),
-                   "Cannot open folder ‘%s’: %s", root, g_strerror (saved));
+                   _("Cannot open folder ‘%s’: %s"), root, g_strerror (saved));
       return NULL;
     }
 

@@ -1,4 +1,8 @@
 /* FsStorage interface: argument checks and helpers shared by all backends. */
+#include "config.h"
+
+#include <glib/gi18n-lib.h>
+
 #include "fs-storage.h"
 #include "fs-error.h"
 
@@ -43,8 +47,8 @@ fs_storage_check_key (const gchar *key, GError **error)
     }
   if (!ok)
     g_set_error (error, FS_STORAGE_ERROR, FS_STORAGE_ERROR_INVALID,
-                 "‘%s’ is not a valid object key: it must be relative UTF-8 without empty, "
-                 "‘.’ or ‘..’ segments",
+                 _("‘%s’ is not a valid object key: it must be relative UTF-8 without empty, "
+                   "‘.’ or ‘..’ segments"),
                  key != NULL && g_utf8_validate (key, -1, NULL) ? key : "");
   return ok;
 }
@@ -127,8 +131,8 @@ fs_storage_get_bytes (FsStorage *self, const gchar *key, gsize max_size, GError 
       if (buf->len + (gsize) n > max_size)
         {
           g_set_error (error, FS_STORAGE_ERROR, FS_STORAGE_ERROR_INVALID,
-                       "Object %s is larger than the %" G_GSIZE_FORMAT " bytes expected", key,
-                       max_size);
+                       _("Object %s is larger than the %zu bytes expected"), key,
+                       (size_t) max_size);
           return NULL;
         }
       g_byte_array_append (buf, chunk, (guint) n);
@@ -171,4 +175,24 @@ fs_storage_supports_conditional_put (FsStorage *self)
   if (FS_STORAGE_GET_IFACE (self)->supports_conditional_put == NULL)
     return FALSE;
   return FS_STORAGE_GET_IFACE (self)->supports_conditional_put (self);
+}
+
+gchar *
+fs_storage_presign (FsStorage *self, const gchar *method, const gchar *key,
+                    guint expires_seconds, GError **error)
+{
+  FsStorageInterface *iface;
+
+  g_return_val_if_fail (FS_IS_STORAGE (self), NULL);
+  g_return_val_if_fail (method != NULL, NULL);
+  iface = FS_STORAGE_GET_IFACE (self);
+  if (iface->presign == NULL)
+    {
+      g_set_error_literal (error, FS_STORAGE_ERROR, FS_STORAGE_ERROR_NOT_SUPPORTED,
+                           _("This storage cannot hand out presigned URLs"));
+      return NULL;
+    }
+  if (!fs_storage_check_key (key, error))
+    return NULL;
+  return iface->presign (self, method, key, expires_seconds, error);
 }

@@ -43,6 +43,10 @@ struct _FsStorageInterface {
                    GCancellable *cancellable, GError **error);
   gboolean (*delete) (FsStorage *self, const gchar *key, GError **error);
   gboolean (*supports_conditional_put) (FsStorage *self);
+  /* Optional: a URL that lets anyone holding it do @method ("GET" or
+   * "DELETE") on @key, without credentials, for @expires_seconds. */
+  gchar *(*presign) (FsStorage *self, const gchar *method, const gchar *key,
+                     guint expires_seconds, GError **error);
 };
 
 gboolean fs_storage_configure (FsStorage *self, GHashTable *settings, GError **error);
@@ -88,5 +92,10 @@ gboolean fs_storage_delete (FsStorage *self, const gchar *key, GError **error);
 
 /* Whether expected_version in put() is enforced by this backend. */
 gboolean fs_storage_supports_conditional_put (FsStorage *self);
+/* A presigned URL for @method ("GET" or "DELETE") on @key, valid
+ * @expires_seconds. FS_STORAGE_ERROR_NOT_SUPPORTED on backends that have no
+ * such thing (storage-local). The URL is a bearer credential: never log it. */
+gchar *fs_storage_presign (FsStorage *self, const gchar *method, const gchar *key,
+                           guint expires_seconds, GError **error);
 
 G_END_DECLS

@@ -1,4 +1,7 @@
 /* Opening the storage backend a folder is configured with. */
+#include "config.h"
+
+#include <glib/gi18n-lib.h>
 #include <errno.h>
 #include <gcrypt.h>
 #include <glib/gstdio.h>
@@ -37,14 +40,14 @@ fs_store_config_read_secret (const gchar *filename, GError **error)
   if (g_stat (filename, &st) != 0 || !g_file_get_contents (filename, &contents, &len, NULL))
     {
       g_set_error (error, FS_ENGINE_ERROR, FS_ENGINE_ERROR_KEY_FILE,
-                   "Cannot read the secret key file ‘%s’", filename);
+                   _("Cannot read the secret key file ‘%s’"), filename);
       return NULL;
     }
   if ((st.st_mode & 077) != 0)
     {
       explicit_bzero (contents, len);
       g_set_error (error, FS_ENGINE_ERROR, FS_ENGINE_ERROR_KEY_FILE,
-                   "Secret key file ‘%s’ is readable by others (mode %04o); run: chmod 600 '%s'",
+                   _("Secret key file ‘%s’ is readable by others (mode %04o); run: chmod 600 '%s'"),
                    filename, (guint) (st.st_mode & 07777), filename);
       return NULL;
     }
@@ -57,7 +60,7 @@ fs_store_config_read_secret (const gchar *filename, GError **error)
     {
       g_free (secret);
       g_set_error (error, FS_ENGINE_ERROR, FS_ENGINE_ERROR_KEY_FILE,
-                   "Secret key file ‘%s’ is empty", filename);
+                   _("Secret key file ‘%s’ is empty"), filename);
       return NULL;
     }
   return secret;
@@ -88,14 +91,14 @@ fs_store_config_open (const FsStoreConfig *config, gchar **store_id, GError **er
       if (config->bucket == NULL || *config->bucket == '\0')
         {
           g_set_error_literal (error, FS_ENGINE_ERROR, FS_ENGINE_ERROR_INVALID_ARGUMENT,
-                               "An S3 endpoint needs a bucket (--bucket)");
+                               _("An S3 endpoint needs a bucket (--bucket)"));
           return NULL;
         }
       if (config->access_key == NULL || config->secret_key == NULL)
         {
           g_set_error_literal (error, FS_ENGINE_ERROR, FS_ENGINE_ERROR_INVALID_ARGUMENT,
-                               "S3 credentials are missing: set AWS_ACCESS_KEY_ID and "
-                               "AWS_SECRET_ACCESS_KEY, or use --access-key and --secret-key-file");
+                               _("S3 credentials are missing: set AWS_ACCESS_KEY_ID and "
+                                 "AWS_SECRET_ACCESS_KEY, or use --access-key and --secret-key-file"));
           return NULL;
         }
       id = g_strdup_printf ("s3:%s/%s", config->endpoint, config->bucket);
@@ -129,7 +132,7 @@ fs_store_config_open (const FsStoreConfig *config, gchar **store_id, GError **er
           if (g_mkdir_with_parents (dir, 0700) != 0)
             {
               g_set_error (error, FS_STORAGE_ERROR, FS_STORAGE_ERROR_FAILED,
-                           "Cannot create the default store ‘%s’: %s", dir, g_strerror (errno));
+                           _("Cannot create the default store ‘%s’: %s"), dir, g_strerror (errno));
               return NULL;
             }
         }

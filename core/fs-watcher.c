@@ -6,6 +6,9 @@
  * followed. When inotify cannot cover the tree (watch limit, a monitor that
  * fails, a GIO that does not use inotify) the watcher drops every monitor and
  * polls: a "changed" with path NULL every poll interval, and nothing else. */
+#include "config.h"
+
+#include <glib/gi18n-lib.h>
 #include <string.h>
 
 #include "fs-error.h"
@@ -472,7 +475,7 @@ fs_watcher_start (FsWatcher *self, GError **error)
                                           G_FILE_QUERY_INFO_NONE, NULL, &local_error);
   if (enumerator == NULL)
     {
-      g_set_error (error, FS_ENGINE_ERROR, FS_ENGINE_ERROR_FOLDER, "Cannot watch %s: %s",
+      g_set_error (error, FS_ENGINE_ERROR, FS_ENGINE_ERROR_FOLDER, _("Cannot watch %s: %s"),
                    g_file_peek_path (self->root), local_error->message);
       return FALSE;
     }

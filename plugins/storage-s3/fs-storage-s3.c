@@ -55,6 +55,11 @@ struct _FsStorageS3
   gboolean conditional_put;
   gchar *state_file;
   SoupSession *session;
+  /* Presigned mode (a device pairing with a long-form token): no
+   * credentials, only these URLs for the one key they were signed for. */
+  gchar *presigned_key;
+  gchar *presigned_get;
+  gchar *presigned_delete;
 
   GMutex lock;         /* protects the fields below */
   GHashTable *uploads; /* upload id → key: multipart uploads in flight */
@@ -117,6 +122,8 @@ typedef enum
 static gchar *
 what_failed (FsStorageS3 *self, const S3Request *req)
 {
+  if (self->presigned_key != NULL)
+    return g_strdup_printf ("%s of ‘%s’ through a presigned URL", req->method, req->key);
   if (req->key != NULL)
     return g_strdup_printf ("%s of ‘%s’ in bucket ‘%s’", req->method, req->key, self->bucket);
   return g_strdup_printf ("%s on bucket ‘%s’", req->method, self->bucket);
@@ -269,6 +276,40 @@ request_host (FsStorageS3 *self)
   return g_strdup (self->endpoint_host);
 }
 
+static AttemptResult send_message (FsStorageS3 *self, const S3Request *req, SoupMessage *msg,
+                                   const gchar *url, S3Response *resp, GCancellable *cancellable,
+                                   GError **error);
+
+/* In presigned mode the URL carries the authorization; only GET and DELETE
+ * of the key it was signed for can be sent. */
+static AttemptResult
+attempt_presigned (FsStorageS3 *self, const S3Request *req, S3Response *resp,
+                   GCancellable *cancellable, GError **error)
+{
+  const gchar *url = NULL;
+  g_autoptr (SoupMessage) msg = NULL;
+  SoupMessageHeaders *request_headers;
+
+  if (g_strcmp0 (req->key, self->presigned_key) == 0)
+    {
+      if (strcmp (req->method, "GET") == 0)
+        url = self->presigned_get;
+      else if (strcmp (req->method, "DELETE") == 0)
+        url = self->presigned_delete;
+    }
+  if (url == NULL || (msg = soup_message_new (req->method, url)) == NULL)
+    {
+      g_set_error (error, FS_STORAGE_ERROR, FS_STORAGE_ERROR_NOT_SUPPORTED,
+                   "%s of ‘%s’ is not possible with presigned URLs", req->method,
+                   req->key != NULL ? req->key : "");
+      return ATTEMPT_FAIL;
+    }
+  request_headers = soup_message_get_request_headers (msg);
+  for (guint i = 0; req->headers != NULL && req->headers[i] != NULL; i += 2)
+    soup_message_headers_replace (request_headers, req->headers[i], req->headers[i + 1]);
+  return send_message (self, req, msg, "(presigned URL)", resp, cancellable, error);
+}
+
 static AttemptResult
 attempt (FsStorageS3 *self, const S3Request *req, S3Response *resp, GCancellable *cancellable,
          GError **error)
@@ -284,13 +325,7 @@ attempt (FsStorageS3 *self, const S3Request *req, S3Response *resp, GCancellable
   g_autofree gchar *authorization = NULL;
   g_autoptr (GPtrArray) headers = g_ptr_array_new ();
   g_autoptr (SoupMessage) msg = NULL;
-  g_autoptr (GInputStream) stream = NULL;
-  g_autoptr (GError) local_error = NULL;
-  g_autoptr (GBytes) body = NULL;
   SoupMessageHeaders *request_headers;
-  SoupMessageHeaders *response_headers;
-  gint64 start = g_get_monotonic_time ();
-  guint status;
 
   if (req->body != NULL)
     {
@@ -339,6 +374,20 @@ attempt (FsStorageS3 *self, const S3Request *req, S3Response *resp, GCancellable
   soup_message_headers_replace (request_headers, "Authorization", authorization);
   if (req->body != NULL)
     soup_message_set_request_body_from_bytes (msg, NULL, req->body);
+  return send_message (self, req, msg, url, resp, cancellable, error);
+}
+
+/* Sends @msg and maps the outcome; @url is only logged (never a presigned one). */
+static AttemptResult
+send_message (FsStorageS3 *self, const S3Request *req, SoupMessage *msg, const gchar *url,
+              S3Response *resp, GCancellable *cancellable, GError **error)
+{
+  g_autoptr (GInputStream) stream = NULL;
+  g_autoptr (GError) local_error = NULL;
+  g_autoptr (GBytes) body = NULL;
+  SoupMessageHeaders *response_headers;
+  gint64 start = g_get_monotonic_time ();
+  guint status;
 
   g_mutex_lock (&self->lock);
   self->requests++;
@@ -451,7 +500,9 @@ s3_execute (FsStorageS3 *self, const S3Request *req, S3Response *resp, GCancella
       AttemptResult result;
 
       s3_response_clear (resp);
-      result = attempt (self, req, resp, cancellable, &local_error);
+      result = self->presigned_key != NULL
+                 ? attempt_presigned (self, req, resp, cancellable, &local_error)
+                 : attempt (self, req, resp, cancellable, &local_error);
       if (result == ATTEMPT_OK)
         return TRUE;
       if (result == ATTEMPT_FAIL)
@@ -707,6 +758,69 @@ required_setting (GHashTable *settings, const gchar *name, GError **error)
   return value;
 }
 
+static SoupSession *
+new_session (guint max_workers, const gchar *ca_file, GError **error)
+{
+  g_autoptr (SoupSession) session = soup_session_new_with_options (
+    "timeout", HTTP_TIMEOUT_SECONDS, "idle-timeout", HTTP_TIMEOUT_SECONDS, "max-conns",
+    (gint)MAX (64, max_workers * 4), "max-conns-per-host", (gint)MAX (8, max_workers * 2),
+    "user-agent", "FolderSync/" PACKAGE_VERSION, NULL);
+
+  if (ca_file != NULL && *ca_file != '\0')
+    {
+      g_autoptr (GError) local_error = NULL;
+      g_autoptr (GTlsDatabase) db = g_tls_file_database_new (ca_file, &local_error);
+      if (db == NULL)
+        {
+          g_set_error (error, FS_STORAGE_ERROR, FS_STORAGE_ERROR_INVALID,
+                       "Could not load CA certificates from ‘%s’: %s", ca_file,
+                       local_error->message);
+          return NULL;
+        }
+      soup_session_set_tls_database (session, db);
+    }
+  return g_steal_pointer (&session);
+}
+
+/* Settings "presigned-key", "presigned-get" (and optionally
+ * "presigned-delete"): GET and DELETE of that one key through the URLs. */
+static gboolean
+configure_presigned (FsStorageS3 *self, GHashTable *settings, GError **error)
+{
+  const gchar *key = g_hash_table_lookup (settings, "presigned-key");
+  const gchar *get_url = g_hash_table_lookup (settings, "presigned-get");
+  const gchar *delete_url = g_hash_table_lookup (settings, "presigned-delete");
+  const gchar *urls[] = { get_url, delete_url };
+
+  if (!check_key (key, error))
+    return FALSE;
+  for (guint i = 0; i < G_N_ELEMENTS (urls); i++)
+    {
+      g_autoptr (GUri) uri = urls[i] != NULL ? g_uri_parse (urls[i], G_URI_FLAGS_ENCODED, NULL)
+                                             : NULL;
+      if ((urls[i] != NULL || i == 0)
+          && (uri == NULL
+              || (g_strcmp0 (g_uri_get_scheme (uri), "http") != 0
+                  && g_strcmp0 (g_uri_get_scheme (uri), "https") != 0)))
+        {
+          /* The URL is a bearer credential: not in the message. */
+          g_set_error_literal (error, FS_STORAGE_ERROR, FS_STORAGE_ERROR_INVALID,
+                               "A presigned URL is not a valid http(s) URL");
+          return FALSE;
+        }
+    }
+  self->session = new_session (1, g_hash_table_lookup (settings, "ca-file"), error);
+  if (self->session == NULL)
+    return FALSE;
+  self->presigned_key = g_strdup (key);
+  self->presigned_get = g_strdup (get_url);
+  self->presigned_delete = g_strdup (delete_url);
+  self->max_retries = DEFAULT_MAX_RETRIES;
+  self->max_workers = 1;
+  self->configured = TRUE;
+  return TRUE;
+}
+
 static gboolean
 fs_storage_s3_configure (FsStorage *storage, GHashTable *settings, GError **error)
 {
@@ -729,6 +843,8 @@ fs_storage_s3_configure (FsStorage *storage, GHashTable *settings, GError **erro
                            "The S3 storage is already configured");
       return FALSE;
     }
+  if (g_hash_table_contains (settings, "presigned-key"))
+    return configure_presigned (self, settings, error);
   if ((endpoint = required_setting (settings, "endpoint", error)) == NULL
       || (bucket = required_setting (settings, "bucket", error)) == NULL
       || (access_key = required_setting (settings, "access-key", error)) == NULL
@@ -790,22 +906,9 @@ fs_storage_s3_configure (FsStorage *storage, GHashTable *settings, GError **erro
   self->conditional_put = g_strcmp0 (conditional, "true") == 0;
   self->state_file = state_file != NULL && *state_file != '\0' ? g_strdup (state_file) : NULL;
 
-  self->session = soup_session_new_with_options (
-    "timeout", HTTP_TIMEOUT_SECONDS, "idle-timeout", HTTP_TIMEOUT_SECONDS, "max-conns",
-    (gint)MAX (64, self->max_workers * 4), "max-conns-per-host",
-    (gint)MAX (8, self->max_workers * 2), "user-agent", "FolderSync/" PACKAGE_VERSION, NULL);
-  if (ca_file != NULL && *ca_file != '\0')
-    {
-      g_autoptr (GTlsDatabase) db = g_tls_file_database_new (ca_file, &local_error);
-      if (db == NULL)
-        {
-          g_set_error (error, FS_STORAGE_ERROR, FS_STORAGE_ERROR_INVALID,
-                       "Could not load CA certificates from ‘%s’: %s", ca_file,
-                       local_error->message);
-          return FALSE;
-        }
-      soup_session_set_tls_database (self->session, db);
-    }
+  self->session = new_session (self->max_workers, ca_file, error);
+  if (self->session == NULL)
+    return FALSE;
   self->configured = TRUE;
 
   /* The bucket must exist and the credentials must work: one request. */
@@ -1503,6 +1606,34 @@ fs_storage_s3_delete (FsStorage *storage, const gchar *key, GError **error)
          && s3_execute (self, &req, &resp, NULL, error);
 }
 
+static gchar *
+fs_storage_s3_presign (FsStorage *storage, const gchar *method, const gchar *key,
+                       guint expires_seconds, GError **error)
+{
+  FsStorageS3 *self = FS_STORAGE_S3 (storage);
+  g_autoptr (GDateTime) now = g_date_time_new_now_utc ();
+  g_autofree gchar *amz_date = NULL;
+  g_autofree gchar *path = NULL;
+  g_autofree gchar *host = NULL;
+  g_autofree gchar *base = NULL;
+  const FsSigV4Credentials creds = { self->access_key, self->secret_key, self->region, "s3" };
+
+  if (!check_configured (self, error))
+    return NULL;
+  if (self->presigned_key != NULL || (strcmp (method, "GET") != 0 && strcmp (method, "DELETE") != 0)
+      || expires_seconds == 0 || expires_seconds > 7 * 24 * 3600)
+    {
+      g_set_error (error, FS_STORAGE_ERROR, FS_STORAGE_ERROR_NOT_SUPPORTED,
+                   "Cannot presign %s for %u s", method, expires_seconds);
+      return NULL;
+    }
+  amz_date = fs_sigv4_amz_date (now);
+  path = request_path (self, key);
+  host = request_host (self);
+  base = g_strdup_printf ("%s://%s", self->scheme, host);
+  return fs_sigv4_presign_url (&creds, amz_date, expires_seconds, method, base, host, path, NULL);
+}
+
 static gboolean
 fs_storage_s3_supports_conditional_put (FsStorage *storage)
 {
@@ -1558,6 +1689,13 @@ fs_storage_s3_finalize (GObject *object)
     memset (self->secret_key, 0, strlen (self->secret_key));
   g_free (self->secret_key);
   g_free (self->state_file);
+  g_free (self->presigned_key);
+  if (self->presigned_get != NULL)
+    memset (self->presigned_get, 0, strlen (self->presigned_get));
+  g_free (self->presigned_get);
+  if (self->presigned_delete != NULL)
+    memset (self->presigned_delete, 0, strlen (self->presigned_delete));
+  g_free (self->presigned_delete);
   g_hash_table_unref (self->uploads);
   g_mutex_clear (&self->lock);
   G_OBJECT_CLASS (fs_storage_s3_parent_class)->finalize (object);
@@ -1594,6 +1732,7 @@ fs_storage_s3_iface_init (FsStorageInterface *iface)
   iface->put = fs_storage_s3_put;
   iface->delete = fs_storage_s3_delete;
   iface->supports_conditional_put = fs_storage_s3_supports_conditional_put;
+  iface->presign = fs_storage_s3_presign;
 }
 
 G_MODULE_EXPORT GType fs_plugin_register (void);

@@ -203,5 +203,32 @@ def test_resolve_conflict():
         stop_all(ws, a, b)
 
 
+def test_folder_paired_signal():
+    """Manager.FolderPaired(o) follows a successful Pair (the applet's
+    "paired" notification), and never an AddFolder."""
+    ws = Workspace("paired")
+    a = DaemonDevice(ws, "A", ws.store(), ws.keyfile())
+    b = DaemonDevice(ws, "B", a.store, None)
+    try:
+        a.start()
+        b.start()
+        ma, mb = Monitor(a), Monitor(b)
+        try:
+            a.add_folder("--batch-interval", "200", "--poll-interval", "1")
+            out = a.cli("generate-token", "--path", a.root).stdout.decode()
+            token = re.search(r"([0-9A-Z]{4}-[0-9A-Z]{4}-[0-9A-Z]{4})", out).group(1)
+            b.cli("pair", "--token", token, "--path", b.root, "--store", b.store)
+            b_folder = folder_path(b)
+            wait_for(lambda: "FolderPaired (objectpath '%s',)" % b_folder in mb.text(), 10,
+                     "FolderPaired on B")
+            check("FolderPaired" not in ma.text(), "FolderPaired after AddFolder:\n" + ma.text()[-2000:])
+        finally:
+            ma.stop()
+            mb.stop()
+    finally:
+        stop_all(ws, a, b)
+
+
 if __name__ == "__main__":
-    sys.exit(run_tests([test_file_synced_signals_and_progress, test_resolve_conflict]))
+    sys.exit(run_tests([test_file_synced_signals_and_progress, test_resolve_conflict,
+                        test_folder_paired_signal]))

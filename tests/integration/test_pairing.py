@@ -146,13 +146,13 @@ def test_expired_and_mistyped_tokens():
         token = generate(a)
         wrong = ("X" if token[0] != "X" else "Y") + token[1:]
         before = envelopes(a)
-        control = os.environ.get("FOLDERSYNC_TEST_S3_CONTROL")
-        if control:
-            proxy_call(control, "reset", b"{}")
+        a.cli("stop", "--path", a.root)  # A's polls would count at the proxy too
+        proxy_reset()
         proc = pair(b, wrong, check_rc=False)
-        if control:
-            sent = proxy_call(control, "stats")["requests"]
-            check(sent == 0, "a mistyped token made %d storage request(s)" % sent)
+        stats = proxy_stats()
+        if stats is not None:
+            check(stats["requests"] == 0, "a mistyped token made %d storage request(s)" % stats["requests"])
+        a.cli("start", "--path", a.root)
         check(proc.returncode == EXIT_BAD_TOKEN, "mistyped: %d %s" % (proc.returncode, proc.stderr))
         check(envelopes(a) == before, "the mistyped token touched the storage")
         check(token not in proc.stderr.decode() and wrong not in proc.stderr.decode(), "token printed")
@@ -165,5 +165,155 @@ def test_expired_and_mistyped_tokens():
         ws.cleanup()
 
 
+LONG = re.compile(r"--token (FS1\.[A-Z2-7]+)")
+
+
+def generate_long(a, *extra):
+    """generate-token with the long form and its QR code: (token, long form, output)."""
+    out = a.cli("generate-token", "--path", a.root, "--qr", "always", *extra).stdout.decode()
+    m, long_m = TOKEN.search(out), LONG.search(out)
+    check(m is not None and long_m is not None, "no token or no long form in %r" % out)
+    return m.group(1), long_m.group(1), out
+
+
+def qr_text(out):
+    """Reads the terminal QR code in @out back (half blocks, 2 modules per cell),
+    renders it as a PNG and decodes it with zbarimg (an independent reader)."""
+    import struct
+    import zlib
+    lines = [ln for ln in out.splitlines() if "\033[30;47m" in ln]
+    check(lines, "no QR code in the output")
+    rows = []
+    for ln in lines:
+        cells = ln.split("\033[30;47m", 1)[1].split("\033[0m", 1)[0]
+        rows.append([c in "█▀" for c in cells])
+        rows.append([c in "█▄" for c in cells])
+    scale, quiet = 6, 4
+    width = len(rows[0])
+    px_w, px_h = (width + 2 * quiet) * scale, (len(rows) + 2 * quiet) * scale
+    raw = bytearray()
+    for y in range(px_h):
+        raw.append(0)
+        my = y // scale - quiet
+        for x in range(px_w):
+            mx = x // scale - quiet
+            dark = 0 <= my < len(rows) and 0 <= mx < width and rows[my][mx]
+            raw.append(0 if dark else 255)
+
+    def chunk(kind, data):
+        return (struct.pack(">I", len(data)) + kind + data +
+                struct.pack(">I", zlib.crc32(kind + data) & 0xffffffff))
+    png = (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", px_w, px_h, 8, 0, 0, 0, 0)) +
+           chunk(b"IDAT", zlib.compress(bytes(raw))) + chunk(b"IEND", b""))
+    proc = subprocess.run(["zbarimg", "--quiet", "--raw", "-"], input=png, capture_output=True)
+    check(proc.returncode == 0, "zbarimg could not read the QR code: %r" % proc.stderr)
+    return proc.stdout.decode().strip()
+
+
+def bare_device(ws, name, started):
+    """A device with no storage configured and no S3 credentials in its environment."""
+    dev = DaemonDevice(ws, name, None, None)
+    started.append(dev)
+    dev.start()
+    return dev
+
+
+def proxy_stats():
+    control = os.environ.get("FOLDERSYNC_TEST_S3_CONTROL")
+    return proxy_call(control, "stats") if control else None
+
+
+def proxy_reset():
+    control = os.environ.get("FOLDERSYNC_TEST_S3_CONTROL")
+    if control:
+        proxy_call(control, "reset", b"{}")
+
+
+def pair_long(dev, long_token, *extra, check_rc=True):
+    ca = os.environ.get("FOLDERSYNC_TEST_S3_CA_FILE")
+    return dev.cli("pair", "--token", long_token, "--path", dev.root, *extra,
+                   *(["--ca-file", ca] if ca else []), check=check_rc)
+
+
+def test_long_form():
+    ws, a, b = devices("long")
+    started = [a, b]
+    try:
+        if not isinstance(a.store, S3Store):
+            # A local store cannot presign URLs: no long form, and no QR code.
+            out = a.cli("generate-token", "--path", a.root, "--qr", "always").stdout.decode()
+            check(TOKEN.search(out) and "FS1." not in out and "\033[" not in out,
+                  "a local store printed a long form: %r" % out)
+            proc = a.cli("generate-token", "--path", a.root, "--include-credentials", check=False)
+            check(proc.returncode != 0 and b"S3" in proc.stderr,
+                  "--include-credentials on a local store: %d %r" % (proc.returncode, proc.stderr))
+            return
+        b.stop()
+        with open(os.path.join(a.root, "before.txt"), "wb") as fh:
+            fh.write(b"from A, long form")
+
+        # With A's credentials in the envelope: B needs nothing but the line.
+        # (Earlier tests may have left unexpired envelopes in the shared bucket.)
+        before = set(envelopes(a))
+        token, long_token, out = generate_long(a, "--include-credentials")
+        ours = set(envelopes(a)) - before
+        check(len(ours) == 1, "generate-token put %d envelopes" % len(ours))
+        check(qr_text(out) == long_token, "the QR code does not read back as the long form")
+        print("# long form: %d characters" % len(long_token))
+        b = bare_device(ws, "B", started)
+        proxy_reset()
+        pair_long(b, long_token)
+        stats = proxy_stats()
+        if stats is not None:
+            check(stats["auth"]["presigned"] >= 2, "B did not use the presigned URLs: %r" % stats["auth"])
+        check(not ours & set(envelopes(a)), "the envelope is still there after pairing")
+        wait_for(lambda: content(b, "before.txt") == b"from A, long form", 30, "A's file on B")
+        with open(os.path.join(b.root, "b.txt"), "wb") as fh:
+            fh.write(b"created on B")
+        wait_for(lambda: content(a, "b.txt") == b"created on B", 30, "B's new file on A")
+        for dev in (a, b):
+            log = dev.log()
+            check(long_token not in log and token not in log, "a token is in %s's log" % dev.name)
+            check("X-Amz-Signature" not in log, "a presigned URL is in %s's log" % dev.name)
+        check(pair_long(bare_device(ws, "B2", started), long_token, check_rc=False).returncode == EXIT_NOT_FOUND,
+              "a used long form was accepted again")
+
+        # Without credentials: a device without its own is told so before the
+        # envelope is used up; with its own it pairs.
+        token, long_token, out = generate_long(a)
+        c = bare_device(ws, "C", started)
+        proc = pair_long(c, long_token, check_rc=False)
+        check(proc.returncode == 2 and b"credentials" in proc.stderr,
+              "no credentials: %d %r" % (proc.returncode, proc.stderr))
+        check(len(set(envelopes(a)) - before) == 1, "the envelope was used up by a refused pairing")
+        secret = ws.path("C", "secret")
+        with open(os.open(secret, os.O_WRONLY | os.O_CREAT, 0o600), "w") as fh:
+            fh.write(a.store.secret_key + "\n")
+        pair_long(c, long_token, "--access-key", a.store.access_key, "--secret-key-file", secret)
+        wait_for(lambda: content(c, "b.txt") == b"created on B", 30, "the folder on C")
+
+        # Expired by B's own clock, damaged: refused before any request.
+        _, long_token, _ = generate_long(a, "--ttl", "1", "--include-credentials")
+        time.sleep(2.2)
+        d = bare_device(ws, "D", started)
+        a.cli("stop", "--path", a.root)  # A's polls would count at the proxy too
+        proxy_reset()
+        proc = pair_long(d, long_token, check_rc=False)
+        check(proc.returncode == EXIT_EXPIRED, "expired long form: %d %r" % (proc.returncode, proc.stderr))
+        mid = len(long_token) // 2
+        damaged = long_token[:mid] + ("A" if long_token[mid] != "A" else "B") + long_token[mid + 1:]
+        proc = pair_long(d, damaged, check_rc=False)
+        check(proc.returncode == EXIT_BAD_TOKEN, "damaged long form: %d %r" % (proc.returncode, proc.stderr))
+        check(damaged.encode() not in proc.stderr, "the long form was printed back")
+        stats = proxy_stats()
+        if stats is not None:
+            check(stats["requests"] == 0, "refused long forms made %d request(s)" % stats["requests"])
+        check(d.status() is None, "a refused long form created a folder")
+    finally:
+        for dev in started:
+            dev.stop()
+        ws.cleanup()
+
+
 if __name__ == "__main__":
-    sys.exit(run_tests([test_pair_and_sync_both_ways, test_expired_and_mistyped_tokens]))
+    sys.exit(run_tests([test_pair_and_sync_both_ways, test_expired_and_mistyped_tokens, test_long_form]))
