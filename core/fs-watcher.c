@@ -18,6 +18,7 @@
 #define INTERNAL_PREFIX ".foldersync."
 #define MAX_WATCHES_ENV "FOLDERSYNC_MAX_WATCHES"
 #define MAX_WATCHES_PROC "/proc/sys/fs/inotify/max_user_watches"
+#define MAX_WATCHES_USERNS_PROC "/proc/sys/user/max_inotify_watches"
 /* The kernel's default before 5.11, used when /proc cannot be read. */
 #define MAX_WATCHES_FALLBACK 8192
 #define INOTIFY_MONITOR_TYPE "GInotifyFileMonitor"
@@ -98,8 +99,9 @@ is_internal (const gchar *rel)
 static guint
 read_max_watches (void)
 {
+  static const gchar *const max_watches_proc[] = { MAX_WATCHES_PROC, MAX_WATCHES_USERNS_PROC };
   const gchar *env = g_getenv (MAX_WATCHES_ENV);
-  g_autofree gchar *contents = NULL;
+  guint limit = G_MAXUINT;
   guint64 value;
 
   if (env != NULL)
@@ -108,10 +110,15 @@ read_max_watches (void)
         return (guint)value;
       g_warning ("Ignoring %s=%s: not a number", MAX_WATCHES_ENV, env);
     }
-  if (g_file_get_contents (MAX_WATCHES_PROC, &contents, NULL, NULL)
-      && g_ascii_string_to_unsigned (g_strstrip (contents), 10, 0, G_MAXUINT, &value, NULL))
-    return (guint)value;
-  return MAX_WATCHES_FALLBACK;
+  /* The machine's limit, and this user namespace's own (both apply). */
+  for (guint i = 0; i < G_N_ELEMENTS (max_watches_proc); i++)
+    {
+      g_autofree gchar *contents = NULL;
+      if (g_file_get_contents (max_watches_proc[i], &contents, NULL, NULL)
+          && g_ascii_string_to_unsigned (g_strstrip (contents), 10, 0, G_MAXUINT, &value, NULL))
+        limit = MIN (limit, (guint)value);
+    }
+  return limit != G_MAXUINT ? limit : MAX_WATCHES_FALLBACK;
 }
 
 static gint

@@ -9,7 +9,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(__file__))
 from daemon import DaemonDevice, wait_for  # noqa: E402
-from fstest import Workspace, check, diff_snapshots, run_tests, snapshot  # noqa: E402
+from fstest import Failure, Workspace, check, diff_snapshots, run_tests, snapshot  # noqa: E402
 
 BATCH_MS = 200
 POLL_S = 1
@@ -190,13 +190,18 @@ def test_kernel_watch_limit_falls_back():
     """The real limit, not a forced one: in a user namespace whose
     max_user_watches is 60, two folders of 41 directories cannot both be
     watched; the second must say polling and still sync."""
-    probe = subprocess.run(["unshare", "-U", "-r", "sh", "-c",
-                            "echo 60 > /proc/sys/fs/inotify/max_user_watches"], capture_output=True)
+    # user.max_inotify_watches is the namespace's own limit. (Not
+    # fs.inotify.max_user_watches: that is the machine's, even when written
+    # from inside a namespace by real root.)
+    limit_file = "/proc/sys/user/max_inotify_watches"
+    machine = open("/proc/sys/fs/inotify/max_user_watches").read()
+    probe = subprocess.run(["unshare", "-U", "-r", "sh", "-c", "echo 60 > " + limit_file], capture_output=True)
+    if open("/proc/sys/fs/inotify/max_user_watches").read() != machine:
+        raise Failure("setting the namespace's inotify limit changed the machine's")
     if probe.returncode != 0:
         from fstest import Skip
-        raise Skip("cannot set max_user_watches in a user namespace here: %s" % probe.stderr.decode().strip())
-    wrapper = ["unshare", "-U", "-r", "sh", "-c",
-               'echo 60 > /proc/sys/fs/inotify/max_user_watches && exec "$0"']
+        raise Skip("cannot set %s in a user namespace here: %s" % (limit_file, probe.stderr.decode().strip()))
+    wrapper = ["unshare", "-U", "-r", "sh", "-c", 'echo 60 > %s && exec "$0"' % limit_file]
     ws = Workspace("watchlimit")
     key = ws.keyfile()
     store = ws.remote()
