@@ -1792,6 +1792,7 @@ fs_engine_sync (FsEngine *self, gboolean audit, FsSyncStats *stats, GPtrArray *m
   g_autoptr(GHashTable) remote = NULL;
   g_autoptr(GHashTable) by_version = NULL;
   g_autoptr(GHashTable) action_of = NULL;
+  g_autoptr(GArray) touch = NULL;
   FsJournalStats jstats = { 0 };
   FsSyncStats own_stats = { 0 };
   GHashTableIter iter;
@@ -1869,6 +1870,9 @@ fs_engine_sync (FsEngine *self, gboolean audit, FsSyncStats *stats, GPtrArray *m
   g_ptr_array_sort (paths, compare_paths);
 
   actions = g_array_sized_new (FALSE, FALSE, sizeof (FsActionType), paths->len);
+  /* Whether a path whose action is NOTHING has new stat data to record: the
+   * others (nearly all, in a sync with few changes) are skipped below. */
+  touch = g_array_sized_new (FALSE, TRUE, sizeof (gboolean), paths->len);
   action_of = g_hash_table_new (g_str_hash, g_str_equal);
   for (guint i = 0; i < paths->len; i++)
     {
@@ -1878,6 +1882,7 @@ fs_engine_sync (FsEngine *self, gboolean audit, FsSyncStats *stats, GPtrArray *m
       FsRecord *r = g_hash_table_lookup (remote, path);
       FsActionType action = fs_reconcile (l, b, r);
       FsKind kind = l != NULL ? l->kind : b != NULL ? b->kind : r != NULL ? r->kind : FS_KIND_NONE;
+      gboolean stat_changed = l != NULL && b != NULL && !fs_entry_same_stat (l, b);
 
       /* Ignored means no longer synced, in either direction; never deleted. */
       if (fs_ignore_matches (scan->ignore, path, kind == FS_KIND_DIR))
@@ -1885,8 +1890,10 @@ fs_engine_sync (FsEngine *self, gboolean audit, FsSyncStats *stats, GPtrArray *m
           if (b != NULL && !index_remove (self, path, error))
             return FALSE;
           action = FS_ACTION_NOTHING;
+          stat_changed = FALSE;
         }
       g_array_append_val (actions, action);
+      g_array_append_val (touch, stat_changed);
       g_hash_table_insert (action_of, (gpointer) path, GINT_TO_POINTER (action));
     }
   if (!self->confirm_deletes)
@@ -1917,6 +1924,8 @@ fs_engine_sync (FsEngine *self, gboolean audit, FsSyncStats *stats, GPtrArray *m
         gboolean done;
 
         if ((action == FS_ACTION_DELETE_LOCAL || action == FS_ACTION_DELETE_REMOTE) != (pass == 1))
+          continue;
+        if (action == FS_ACTION_NOTHING && !g_array_index (touch, gboolean, i))
           continue;
         if (action != FS_ACTION_NOTHING &&
             g_cancellable_set_error_if_cancelled (cancellable, error))
