@@ -12,7 +12,7 @@
 
 #include "fs-applet-qr.h"
 
-#define QR_SIZE 232
+#define QR_SIZE 288
 
 struct _FsAppletPairWindow
 {
@@ -22,6 +22,7 @@ struct _FsAppletPairWindow
   gchar *folder_name;
   GCancellable *cancellable;
   gchar *token; /* NULL until the daemon answered */
+  gchar *long_token; /* the long form (S3 folders), or NULL */
   guint64 expires;
   guint countdown;
 
@@ -41,6 +42,11 @@ forget_token (FsAppletPairWindow *self)
     {
       explicit_bzero (self->token, strlen (self->token));
       g_clear_pointer (&self->token, g_free);
+    }
+  if (self->long_token != NULL)
+    {
+      explicit_bzero (self->long_token, strlen (self->long_token));
+      g_clear_pointer (&self->long_token, g_free);
     }
   g_clear_handle_id (&self->countdown, g_source_remove);
 }
@@ -90,7 +96,9 @@ qr_draw_cb (GtkWidget *area, cairo_t *cr, FsAppletPairWindow *self)
 {
   if (self->token == NULL)
     return GDK_EVENT_PROPAGATE;
-  fs_applet_qr_draw (cr, self->token, QR_SIZE);
+  /* The long form pairs a device with no storage configured; the short
+   * token, shown below, is the one to type. */
+  fs_applet_qr_draw (cr, self->long_token != NULL ? self->long_token : self->token, QR_SIZE);
   if (expired (self))
     {
       /* Greyed out: an expired token must not be scanned. */
@@ -130,10 +138,12 @@ generate_token_done (GObject *source, GAsyncResult *result, gpointer user_data)
   FsAppletPairWindow *self;
   g_autoptr (GError) error = NULL;
   g_autofree gchar *token = NULL;
+  g_autofree gchar *long_token = NULL;
   g_autofree gchar *markup = NULL;
   guint64 expires = 0;
 
-  if (!fs_dbus_folder_call_generate_token_finish (FS_DBUS_FOLDER (source), &token, &expires, result, &error))
+  if (!fs_dbus_folder_call_generate_token_full_finish (FS_DBUS_FOLDER (source), &token, &long_token,
+                                                       &expires, result, &error))
     {
       if (g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
         return;
@@ -147,6 +157,8 @@ generate_token_done (GObject *source, GAsyncResult *result, gpointer user_data)
   self = user_data;
   forget_token (self);
   self->token = g_steal_pointer (&token);
+  if (*long_token != '\0')
+    self->long_token = g_steal_pointer (&long_token);
   self->expires = expires;
   markup = g_markup_printf_escaped ("<span size='xx-large' weight='bold' font_family='monospace'>%s</span>",
                                     self->token);
@@ -171,7 +183,8 @@ generate (FsAppletPairWindow *self)
   gtk_widget_queue_draw (self->qr_area);
   /* 0: the daemon's default lifetime (5 minutes). The callback's window
    * pointer is safe: destroying the window cancels the call first. */
-  fs_dbus_folder_call_generate_token (self->proxy, 0, self->cancellable, generate_token_done, self);
+  fs_dbus_folder_call_generate_token_full (self->proxy, 0, g_variant_new ("a{sv}", NULL),
+                                           self->cancellable, generate_token_done, self);
 }
 
 static void
