@@ -47,6 +47,9 @@
 #define TEMP_TEMPLATE ".foldersync.tmp.XXXXXX"
 #define COPY_BUFFER_SIZE (256 * 1024)
 #define STAGING_TEMPLATE ".foldersync.tmp.staging-XXXXXX"
+/* A segment is written when it has this much JSON (or
+ * FS_JOURNAL_SEGMENT_MAX_RECORDS records), and at the end of each pass. */
+#define SEGMENT_MAX_BYTES (256 * 1024)
 #define DEFAULT_MAX_WORKERS 4
 #define PROGRESS_INTERVAL_US (250 * 1000)
 
@@ -114,6 +117,8 @@ struct _FsEngine {
   FsSyncStats *stats;
   GPtrArray *messages;
   GCancellable *cancellable;
+  GPtrArray *pending;       /* PendingRecord: written to the journal as one segment */
+  gsize pending_bytes;
 
   /* Per sync run: the worker pool and what it was given. Workers read the
    * fields above (never the index, never @stats); everything they report is
@@ -754,25 +759,68 @@ move_to_trash (FsEngine *self, const gchar *disk_rel, GError **error)
 
 /* Appends @record to our journal, then records it and @base (NULL: forget the
  * path) in the index in one transaction. */
-static gboolean
-commit_record (FsEngine *self, FsRecord *record, const FsEntry *base, const gchar *forget_path,
-               GError **error)
+/* A record waiting for its segment, and what to do when the segment landed. */
+typedef struct
 {
-  g_autofree gchar *next = NULL;
+  FsRecord *record;
+  FsEntry *base;       /* the index entry to put, or NULL */
+  gchar *forget_path;  /* the index entry to remove, or NULL */
+  const gchar *direction; /* the FILE_SYNCED event: "up", "deleted-remote" */
+  FsSyncStats counts;  /* added to the sync's stats when it landed */
+} PendingRecord;
 
-  record->device_id = g_strdup (self->device_id);
-  record->device_name = g_strdup (self->device_name);
-  record->time_us = g_get_real_time ();
+static void
+pending_record_free (PendingRecord *p)
+{
+  fs_record_free (p->record);
+  fs_entry_free (p->base);
+  g_free (p->forget_path);
+  g_free (p);
+}
+
+static void
+add_counts (FsSyncStats *stats, const FsSyncStats *counts)
+{
+  stats->files_up += counts->files_up;
+  stats->bytes_up += counts->bytes_up;
+  stats->dirs_created += counts->dirs_created;
+  stats->deleted_remote += counts->deleted_remote;
+}
+
+/* Writes the queued records to the journal as one segment, then records
+ * them, their cursor and their index entries in one transaction. Until then
+ * nothing of them is in the index: a crash before leaves only unreferenced
+ * objects, and the next sync does the work again; a crash between the two
+ * is caught up from the journal (catch_up_own_records). */
+static gboolean
+flush_records (FsEngine *self, GError **error)
+{
+  g_autoptr(GPtrArray) pending = self->pending;
+  g_autofree const FsRecord **records = NULL;
+  g_autofree gchar *next = NULL;
+  guint n = pending != NULL ? pending->len : 0;
+
+  self->pending = NULL;
+  self->pending_bytes = 0;
+  if (n == 0)
+    return TRUE;
+  records = g_new (const FsRecord *, n);
   for (;;)
     {
       g_autoptr(GError) local_error = NULL;
 
-      record->seq = self->next_seq;
-      if (fs_journal_append (self->storage, self->crypto, self->prefix, record, &local_error))
+      for (guint i = 0; i < n; i++)
+        {
+          PendingRecord *p = g_ptr_array_index (pending, i);
+          p->record->seq = self->next_seq + i;
+          records[i] = p->record;
+        }
+      if (fs_journal_append_segment (self->storage, self->crypto, self->prefix, records, n,
+                                     &local_error))
         break;
       /* A taken sequence number (an index restored from a backup, say):
-       * never overwrite, take the next. An append whose outcome is unknown
-       * (a timeout) may have landed: its number is not reused either. */
+       * never overwrite, take the next. A segment whose outcome is unknown
+       * (a timeout) may have landed: none of its numbers is reused. */
       if (g_error_matches (local_error, FS_STORAGE_ERROR, FS_STORAGE_ERROR_PRECONDITION_FAILED))
         {
           self->next_seq++;
@@ -780,28 +828,74 @@ commit_record (FsEngine *self, FsRecord *record, const FsEntry *base, const gcha
         }
       if (g_error_matches (local_error, FS_STORAGE_ERROR, FS_STORAGE_ERROR_TRANSIENT))
         {
-          g_autofree gchar *skip = g_strdup_printf ("%" G_GINT64_FORMAT, ++self->next_seq);
+          g_autofree gchar *skip = NULL;
+          self->next_seq += n;
+          skip = g_strdup_printf ("%" G_GINT64_FORMAT, self->next_seq);
           fs_index_set_meta (self->index, "next_seq", skip, NULL);
         }
       g_propagate_error (error, g_steal_pointer (&local_error));
       return FALSE;
     }
-  self->next_seq++;
-  self->stats->records_written++;
+  self->next_seq += n;
+  self->stats->records_written += n;
 
   next = g_strdup_printf ("%" G_GINT64_FORMAT, self->next_seq);
   if (!fs_index_begin (self->index, error))
     return FALSE;
-  if (!fs_index_add_record (self->index, record, error) ||
-      !fs_index_set_cursor (self->index, self->device_id, record->seq, error) ||
-      !fs_index_set_meta (self->index, "next_seq", next, error) ||
-      (base != NULL && !fs_index_put (self->index, base, error)) ||
-      (forget_path != NULL && !fs_index_remove (self->index, forget_path, error)))
+  for (guint i = 0; i < n; i++)
+    {
+      PendingRecord *p = g_ptr_array_index (pending, i);
+      if (!fs_index_add_record (self->index, p->record, error) ||
+          (p->base != NULL && !fs_index_put (self->index, p->base, error)) ||
+          (p->forget_path != NULL && !fs_index_remove (self->index, p->forget_path, error)))
+        {
+          fs_index_rollback (self->index);
+          return FALSE;
+        }
+    }
+  if (!fs_index_set_cursor (self->index, self->device_id, self->next_seq - 1, error) ||
+      !fs_index_set_meta (self->index, "next_seq", next, error))
     {
       fs_index_rollback (self->index);
       return FALSE;
     }
-  return fs_index_commit (self->index, error);
+  if (!fs_index_commit (self->index, error))
+    return FALSE;
+  for (guint i = 0; i < n; i++)
+    {
+      PendingRecord *p = g_ptr_array_index (pending, i);
+      add_counts (self->stats, &p->counts);
+      emit_event (self, FS_SYNC_EVENT_FILE_SYNCED,
+                  p->base != NULL ? p->base->path : p->forget_path, p->direction);
+    }
+  return TRUE;
+}
+
+/* Queues @record (taking it) for the journal; @base and @forget_path are
+ * applied to the index when its segment landed, @counts added to the stats. */
+static gboolean
+commit_record (FsEngine *self, FsRecord *record, FsEntry *base, const gchar *forget_path,
+               const gchar *direction, const FsSyncStats *counts, GError **error)
+{
+  PendingRecord *p = g_new0 (PendingRecord, 1);
+  g_autoptr(GBytes) json = NULL;
+
+  record->device_id = g_strdup (self->device_id);
+  record->device_name = g_strdup (self->device_name);
+  record->time_us = g_get_real_time ();
+  p->record = record;
+  p->base = base;
+  p->forget_path = g_strdup (forget_path);
+  p->direction = direction;
+  p->counts = *counts;
+  if (self->pending == NULL)
+    self->pending = g_ptr_array_new_with_free_func ((GDestroyNotify) pending_record_free);
+  g_ptr_array_add (self->pending, p);
+  json = fs_record_to_json (record);
+  self->pending_bytes += g_bytes_get_size (json);
+  if (self->pending->len >= FS_JOURNAL_SEGMENT_MAX_RECORDS || self->pending_bytes >= SEGMENT_MAX_BYTES)
+    return flush_records (self, error);
+  return TRUE;
 }
 
 static gboolean
@@ -956,6 +1050,7 @@ do_upload (FsEngine *self, const FsEntry *local, const FsRecord *remote, GError 
 {
   g_autoptr(FsRecord) record = NULL;
   g_autoptr(FsEntry) base = NULL;
+  FsSyncStats counts = { 0 };
   Transfer *t = NULL;
 
   if (local->kind == FS_KIND_FILE && self->uploads != NULL)
@@ -995,15 +1090,15 @@ do_upload (FsEngine *self, const FsEntry *local, const FsRecord *remote, GError 
       if (record->object == NULL && !upload_file (self, local, record, error))
         return FALSE;
       self->stats->objects_written++;
-      self->stats->files_up++;
-      self->stats->bytes_up += local->size;
+      counts.files_up = 1;
+      counts.bytes_up = local->size;
       break;
     case FS_KIND_SYMLINK:
       record->target = g_strdup (local->target);
       record->hash = g_strdup (local->hash);
       break;
     case FS_KIND_DIR:
-      self->stats->dirs_created++;
+      counts.dirs_created = 1;
       break;
     case FS_KIND_NONE:
     default:
@@ -1012,23 +1107,23 @@ do_upload (FsEngine *self, const FsEntry *local, const FsRecord *remote, GError 
   base = fs_entry_copy (local);
   g_free (base->version);
   base->version = g_strdup (record->version);
-  return commit_record (self, record, base, NULL, error);
+  return commit_record (self, g_steal_pointer (&record), g_steal_pointer (&base), NULL, "up",
+                        &counts, error);
 }
 
 static gboolean
 do_delete_remote (FsEngine *self, const FsEntry *base, const FsRecord *remote, GError **error)
 {
-  g_autoptr(FsRecord) record = fs_record_new ();
+  FsRecord *record = fs_record_new ();
+  const FsSyncStats counts = { .deleted_remote = 1 };
 
   record->version = random_id (16);
   record->replaces = g_strdup (remote->version);
   record->path = g_strdup (remote->path);
   record->kind = remote->kind;
   record->deleted = TRUE;
-  if (!commit_record (self, record, NULL, base != NULL ? base->path : remote->path, error))
-    return FALSE;
-  self->stats->deleted_remote++;
-  return TRUE;
+  return commit_record (self, record, NULL, base != NULL ? base->path : remote->path,
+                        "deleted-remote", &counts, error);
 }
 
 /* ---- downloads ---------------------------------------------------------- */
@@ -1913,76 +2008,85 @@ fs_engine_sync (FsEngine *self, gboolean audit, FsSyncStats *stats, GPtrArray *m
   ok = start_transfers (self, paths, actions, error);
   report_progress (self);
   for (guint pass = 0; pass < 2 && ok; pass++)
-    for (guint n = 0; n < paths->len && ok; n++)
-      {
-        guint i = pass == 0 ? n : paths->len - 1 - n;
-        const gchar *path = g_ptr_array_index (paths, i);
-        FsActionType action = g_array_index (actions, FsActionType, i);
-        FsEntry *l = g_hash_table_lookup (self->local, path);
-        FsRecord *r = g_hash_table_lookup (self->remote, path);
-        g_autoptr(GError) local_error = NULL;
-        gboolean done;
+    {
+      /* The records of pass 0 are in the index before any deletion runs. */
+      if (pass == 1)
+        ok = flush_records (self, error);
+      for (guint n = 0; n < paths->len && ok; n++)
+        {
+          guint i = pass == 0 ? n : paths->len - 1 - n;
+          const gchar *path = g_ptr_array_index (paths, i);
+          FsActionType action = g_array_index (actions, FsActionType, i);
+          FsEntry *l = g_hash_table_lookup (self->local, path);
+          FsRecord *r = g_hash_table_lookup (self->remote, path);
+          g_autoptr(GError) local_error = NULL;
+          gboolean done;
 
-        if ((action == FS_ACTION_DELETE_LOCAL || action == FS_ACTION_DELETE_REMOTE) != (pass == 1))
-          continue;
-        if (action == FS_ACTION_NOTHING && !g_array_index (touch, gboolean, i))
-          continue;
-        if (action != FS_ACTION_NOTHING &&
-            g_cancellable_set_error_if_cancelled (cancellable, error))
-          {
-            ok = FALSE;
-            break;
-          }
-        done = run_action (self, path, action, &local_error);
-        if (action == FS_ACTION_UPLOAD && l != NULL && g_hash_table_contains (self->uploads, l))
-          {
-            self->progress.files_done++;
-            self->progress.pending_uploads--;
-          }
-        else if ((action == FS_ACTION_DOWNLOAD || action == FS_ACTION_CONFLICT) && r != NULL &&
-                 g_hash_table_contains (self->fetches, r))
-          {
-            self->progress.files_done++;
-            self->progress.pending_downloads--;
-          }
-        if (action != FS_ACTION_NOTHING && action != FS_ACTION_RECORD &&
-            action != FS_ACTION_FORGET)
-          report_progress (self);
-        if (done)
-          {
-            static const gchar *const directions[] = {
-              [FS_ACTION_UPLOAD] = "up",
-              [FS_ACTION_DOWNLOAD] = "down",
-              [FS_ACTION_CONFLICT] = "down",
-              [FS_ACTION_DELETE_REMOTE] = "deleted-remote",
-              [FS_ACTION_DELETE_LOCAL] = "deleted-local",
-            };
-            if ((guint) action < G_N_ELEMENTS (directions) && directions[action] != NULL)
-              emit_event (self, FS_SYNC_EVENT_FILE_SYNCED, path, directions[action]);
+          if ((action == FS_ACTION_DELETE_LOCAL || action == FS_ACTION_DELETE_REMOTE) != (pass == 1))
             continue;
-          }
-        if (is_fatal (local_error))
-          {
-            g_propagate_error (error, g_steal_pointer (&local_error));
-            ok = FALSE;
-          }
-        else if (g_error_matches (local_error, G_IO_ERROR, G_IO_ERROR_BUSY))
-          {
-            stats->deferred++;
-            g_ptr_array_add (messages, g_strdup_printf (_("Deferred: %s"), local_error->message));
-          }
-        else
-          {
-            stats->errors++;
-            if (local_error->domain == FS_CRYPTO_ERROR)
-              g_ptr_array_add (messages,
-                               g_strdup_printf (_("‘%s’ was not downloaded, its stored object is "
-                                                  "corrupt (%s); the local copy is untouched"),
-                                                path, local_error->message));
-            else
-              g_ptr_array_add (messages, g_strdup_printf (_("‘%s’: %s"), path, local_error->message));
-          }
-      }
+          if (action == FS_ACTION_NOTHING && !g_array_index (touch, gboolean, i))
+            continue;
+          if (action != FS_ACTION_NOTHING &&
+              g_cancellable_set_error_if_cancelled (cancellable, error))
+            {
+              ok = FALSE;
+              break;
+            }
+          done = run_action (self, path, action, &local_error);
+          if (action == FS_ACTION_UPLOAD && l != NULL && g_hash_table_contains (self->uploads, l))
+            {
+              self->progress.files_done++;
+              self->progress.pending_uploads--;
+            }
+          else if ((action == FS_ACTION_DOWNLOAD || action == FS_ACTION_CONFLICT) && r != NULL &&
+                   g_hash_table_contains (self->fetches, r))
+            {
+              self->progress.files_done++;
+              self->progress.pending_downloads--;
+            }
+          if (action != FS_ACTION_NOTHING && action != FS_ACTION_RECORD &&
+              action != FS_ACTION_FORGET)
+            report_progress (self);
+          if (done)
+            {
+              /* Uploads and remote deletions are told when their segment
+               * landed (flush_records). */
+              static const gchar *const directions[] = {
+                [FS_ACTION_DOWNLOAD] = "down",
+                [FS_ACTION_CONFLICT] = "down",
+                [FS_ACTION_DELETE_LOCAL] = "deleted-local",
+              };
+              if ((guint) action < G_N_ELEMENTS (directions) && directions[action] != NULL)
+                emit_event (self, FS_SYNC_EVENT_FILE_SYNCED, path, directions[action]);
+              continue;
+            }
+          if (is_fatal (local_error))
+            {
+              g_propagate_error (error, g_steal_pointer (&local_error));
+              ok = FALSE;
+            }
+          else if (g_error_matches (local_error, G_IO_ERROR, G_IO_ERROR_BUSY))
+            {
+              stats->deferred++;
+              g_ptr_array_add (messages, g_strdup_printf (_("Deferred: %s"), local_error->message));
+            }
+          else
+            {
+              stats->errors++;
+              if (local_error->domain == FS_CRYPTO_ERROR)
+                g_ptr_array_add (messages,
+                                 g_strdup_printf (_("‘%s’ was not downloaded, its stored object is "
+                                                    "corrupt (%s); the local copy is untouched"),
+                                                  path, local_error->message));
+              else
+                g_ptr_array_add (messages, g_strdup_printf (_("‘%s’: %s"), path, local_error->message));
+            }
+        }
+    }
+  if (ok)
+    ok = flush_records (self, error);
+  else
+    g_clear_pointer (&self->pending, g_ptr_array_unref); /* done again next time */
   finish_transfers (self);
   self->records = NULL;
   self->remote = NULL;

@@ -10,7 +10,9 @@
 #include "fs-json.h"
 
 #define JOURNAL_DIR "journal/"
-#define RECORD_MAX_SIZE (64 * 1024)
+/* A sealed journal object: one record, or a segment of up to
+ * FS_JOURNAL_SEGMENT_MAX_RECORDS (well under this). */
+#define OBJECT_MAX_SIZE (8 * 1024 * 1024)
 
 gchar *
 fs_journal_record_key (const gchar *prefix, const gchar *device_id, gint64 seq)
@@ -34,11 +36,9 @@ fs_journal_path_valid (const gchar *path)
   return TRUE;
 }
 
-GBytes *
-fs_record_to_json (const FsRecord *r)
+static void
+build_record (JsonBuilder *b, const FsRecord *r)
 {
-  g_autoptr(JsonBuilder) b = json_builder_new ();
-
   json_builder_begin_object (b);
   fs_json_add_int (b, "format", 1);
   fs_json_add_string (b, "version", r->version);
@@ -58,27 +58,22 @@ fs_record_to_json (const FsRecord *r)
   fs_json_add_int (b, "seq", r->seq);
   fs_json_add_int (b, "time_us", r->time_us);
   json_builder_end_object (b);
+}
+
+GBytes *
+fs_record_to_json (const FsRecord *r)
+{
+  g_autoptr(JsonBuilder) b = json_builder_new ();
+
+  build_record (b, r);
   return fs_json_builder_to_bytes (b);
 }
 
-FsRecord *
-fs_record_from_json (GBytes *json, GError **error)
+static FsRecord *
+record_from_object (JsonObject *o, GError **error)
 {
-  g_autoptr(JsonParser) parser = json_parser_new ();
   g_autoptr(FsRecord) r = fs_record_new ();
-  JsonObject *o;
-  gsize len = 0;
-  const gchar *data = g_bytes_get_data (json, &len);
 
-  if (!json_parser_load_from_data (parser, data, (gssize) len, error))
-    return NULL;
-  if (!JSON_NODE_HOLDS_OBJECT (json_parser_get_root (parser)))
-    {
-      g_set_error_literal (error, FS_CRYPTO_ERROR, FS_CRYPTO_ERROR_CORRUPT,
-                           _("Journal record is not a JSON object"));
-      return NULL;
-    }
-  o = json_node_get_object (json_parser_get_root (parser));
   if (json_object_get_int_member_with_default (o, "format", 0) != 1)
     {
       g_set_error_literal (error, FS_CRYPTO_ERROR, FS_CRYPTO_ERROR_CORRUPT,
@@ -118,13 +113,97 @@ fs_record_from_json (GBytes *json, GError **error)
   return g_steal_pointer (&r);
 }
 
+FsRecord *
+fs_record_from_json (GBytes *json, GError **error)
+{
+  g_autoptr(GPtrArray) records = fs_records_from_json (json, error);
+
+  if (records == NULL)
+    return NULL;
+  if (records->len != 1)
+    {
+      g_set_error_literal (error, FS_CRYPTO_ERROR, FS_CRYPTO_ERROR_CORRUPT,
+                           _("Journal record is not a JSON object"));
+      return NULL;
+    }
+  return g_ptr_array_steal_index (records, 0);
+}
+
+GPtrArray *
+fs_records_from_json (GBytes *json, GError **error)
+{
+  g_autoptr(JsonParser) parser = json_parser_new ();
+  g_autoptr(GPtrArray) records = g_ptr_array_new_with_free_func ((GDestroyNotify) fs_record_free);
+  gsize len = 0;
+  const gchar *data = g_bytes_get_data (json, &len);
+  JsonNode *root;
+
+  if (!json_parser_load_from_data (parser, data, (gssize) len, error))
+    return NULL;
+  root = json_parser_get_root (parser);
+  if (JSON_NODE_HOLDS_OBJECT (root))
+    {
+      FsRecord *r = record_from_object (json_node_get_object (root), error);
+      if (r == NULL)
+        return NULL;
+      g_ptr_array_add (records, r);
+      return g_steal_pointer (&records);
+    }
+  if (JSON_NODE_HOLDS_ARRAY (root) && json_array_get_length (json_node_get_array (root)) > 0)
+    {
+      JsonArray *array = json_node_get_array (root);
+      for (guint i = 0; i < json_array_get_length (array); i++)
+        {
+          JsonNode *node = json_array_get_element (array, i);
+          FsRecord *r;
+          if (!JSON_NODE_HOLDS_OBJECT (node))
+            break;
+          r = record_from_object (json_node_get_object (node), error);
+          if (r == NULL)
+            return NULL;
+          g_ptr_array_add (records, r);
+        }
+      if (records->len == json_array_get_length (array))
+        return g_steal_pointer (&records);
+    }
+  g_set_error_literal (error, FS_CRYPTO_ERROR, FS_CRYPTO_ERROR_CORRUPT,
+                       _("Journal object is neither a record nor a segment of records"));
+  return NULL;
+}
+
 gboolean
 fs_journal_append (FsStorage *storage, FsCrypto *crypto, const gchar *prefix,
                    const FsRecord *record, GError **error)
 {
-  g_autofree gchar *key = fs_journal_record_key (prefix, record->device_id, record->seq);
-  g_autoptr(GBytes) json = fs_record_to_json (record);
+  const FsRecord *records[] = { record };
+
+  return fs_journal_append_segment (storage, crypto, prefix, records, 1, error);
+}
+
+gboolean
+fs_journal_append_segment (FsStorage *storage, FsCrypto *crypto, const gchar *prefix,
+                           const FsRecord *const *records, guint n_records, GError **error)
+{
+  const FsRecord *last = records[n_records - 1];
+  g_autofree gchar *key = fs_journal_record_key (prefix, last->device_id, last->seq);
+  g_autoptr(GBytes) json = NULL;
   g_autoptr(GBytes) sealed = NULL;
+
+  g_return_val_if_fail (n_records > 0, FALSE);
+  if (n_records == 1)
+    json = fs_record_to_json (last);
+  else
+    {
+      g_autoptr(JsonBuilder) b = json_builder_new ();
+      json_builder_begin_array (b);
+      for (guint i = 0; i < n_records; i++)
+        {
+          g_return_val_if_fail (records[i]->seq == last->seq - (gint64) (n_records - 1 - i), FALSE);
+          build_record (b, records[i]);
+        }
+      json_builder_end_array (b);
+      json = fs_json_builder_to_bytes (b);
+    }
 
   /* The context binds the record to its key: it cannot be moved or renumbered. */
   sealed = fs_crypto_seal_record (crypto, json, key + strlen (prefix), error);
@@ -177,29 +256,36 @@ fetch_device (FsStorage *storage, FsCrypto *crypto, const gchar *prefix, FsIndex
       FsStorageObject *obj = g_ptr_array_index (objects, i);
       g_autoptr(GBytes) sealed = NULL;
       g_autoptr(GBytes) json = NULL;
-      g_autoptr(FsRecord) record = NULL;
+      g_autoptr(GPtrArray) records = NULL;
       g_autoptr(GError) local_error = NULL;
-      gint64 seq;
+      gint64 seq, first;
 
       if (!parse_seq (obj->key + strlen (dir), &seq))
         continue; /* not a record; leave it alone */
-      if (seq != expected)
-        g_ptr_array_add (warnings,
-                         g_strdup_printf ("Journal of device %s skips from record %" G_GINT64_FORMAT
-                                          " to %" G_GINT64_FORMAT ": records are missing",
-                                          device_id, expected, seq));
-      sealed = fs_storage_get_bytes (storage, obj->key, RECORD_MAX_SIZE, &local_error);
+      sealed = fs_storage_get_bytes (storage, obj->key, OBJECT_MAX_SIZE, &local_error);
       if (sealed != NULL)
         json = fs_crypto_open_record (crypto, sealed, obj->key + strlen (prefix), &local_error);
       if (json != NULL)
-        record = fs_record_from_json (json, &local_error);
-      if (record != NULL && (g_strcmp0 (record->device_id, device_id) != 0 || record->seq != seq))
+        records = fs_records_from_json (json, &local_error);
+      /* A segment's key is the seq of its last record; its records are
+       * numbered consecutively up to it. */
+      first = records != NULL ? seq - (gint64) records->len + 1 : seq;
+      for (guint j = 0; records != NULL && j < records->len; j++)
         {
-          g_clear_pointer (&record, fs_record_free);
-          g_set_error_literal (&local_error, FS_CRYPTO_ERROR, FS_CRYPTO_ERROR_CORRUPT,
-                               _("record does not belong at its key"));
+          const FsRecord *r = g_ptr_array_index (records, j);
+          if (g_strcmp0 (r->device_id, device_id) != 0 || r->seq != first + (gint64) j)
+            {
+              g_clear_pointer (&records, g_ptr_array_unref);
+              g_set_error_literal (&local_error, FS_CRYPTO_ERROR, FS_CRYPTO_ERROR_CORRUPT,
+                                   _("record does not belong at its key"));
+            }
         }
-      if (record == NULL)
+      if (records != NULL && first != expected)
+        g_ptr_array_add (warnings,
+                         g_strdup_printf ("Journal of device %s skips from record %" G_GINT64_FORMAT
+                                          " to %" G_GINT64_FORMAT ": records are missing",
+                                          device_id, expected, first));
+      if (records == NULL)
         {
           if (g_error_matches (local_error, FS_STORAGE_ERROR, FS_STORAGE_ERROR_TRANSIENT) ||
               g_error_matches (local_error, FS_STORAGE_ERROR, FS_STORAGE_ERROR_AUTH))
@@ -213,11 +299,14 @@ fetch_device (FsStorage *storage, FsCrypto *crypto, const gchar *prefix, FsIndex
                                                       obj->key, local_error->message));
           break;
         }
-      stats->records_read++;
-      if (!fs_index_add_record (index, record, error))
+      for (guint j = 0; j < records->len; j++)
         {
-          fs_index_rollback (index);
-          return FALSE;
+          stats->records_read++;
+          if (!fs_index_add_record (index, g_ptr_array_index (records, j), error))
+            {
+              fs_index_rollback (index);
+              return FALSE;
+            }
         }
       newest = seq;
       expected = seq + 1;

@@ -23,14 +23,27 @@ gchar *fs_journal_record_key (const gchar *prefix, const gchar *device_id, gint6
  * or ".." segment, nothing named like FolderSync's own ".foldersync.*". */
 gboolean fs_journal_path_valid (const gchar *path);
 
+/* The most records one journal object (a segment) holds. */
+#define FS_JOURNAL_SEGMENT_MAX_RECORDS 512
+
 GBytes *fs_record_to_json (const FsRecord *record);
 FsRecord *fs_record_from_json (GBytes *json, GError **error);
+/* The records of a journal object's plaintext: one record (a JSON object)
+ * or a segment (a JSON array of them). */
+GPtrArray *fs_records_from_json (GBytes *json, GError **error);
 
 /* Seals @record and writes it at its key (device_id, seq), never over an
  * existing record where the backend supports create-if-absent (then a taken
  * key is FS_STORAGE_ERROR_PRECONDITION_FAILED). */
 gboolean fs_journal_append (FsStorage *storage, FsCrypto *crypto, const gchar *prefix,
                             const FsRecord *record, GError **error);
+
+/* Writes @n_records records of one device, numbered consecutively, as one
+ * object (a segment) at the key of the last one's seq. One record is written
+ * exactly as fs_journal_append() writes it. */
+gboolean fs_journal_append_segment (FsStorage *storage, FsCrypto *crypto, const gchar *prefix,
+                                    const FsRecord *const *records, guint n_records,
+                                    GError **error);
 
 /* Reads every device's records after its cursor in @index, adds them to the
  * index and advances the cursors (one transaction per device). A record that
