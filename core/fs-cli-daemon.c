@@ -751,12 +751,15 @@ fs_cli_pair (int argc, char **argv)
       if (long_token == NULL)
         return fs_cli_fail (error);
       with_credentials = !long_token->credentials;
-      if (with_credentials && store_opts.access_key == NULL && g_getenv ("AWS_ACCESS_KEY_ID") == NULL)
+      if (with_credentials
+          && ((store_opts.access_key == NULL && g_getenv ("AWS_ACCESS_KEY_ID") == NULL)
+              || (store_opts.secret_key_file == NULL && g_getenv ("AWS_SECRET_ACCESS_KEY") == NULL)))
         return fs_cli_usage_error (
           _("This token does not carry storage credentials: give --access-key and "
             "--secret-key-file (or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY)"));
-      if (store_opts.store != NULL)
-        return fs_cli_usage_error (_("A long-form token names its S3 store: --store does not apply"));
+      if (store_opts.store != NULL || store_opts.endpoint != NULL || store_opts.bucket != NULL)
+        return fs_cli_usage_error (
+          _("A long-form token names its S3 store: --store, --endpoint and --bucket do not apply"));
     }
 
   g_variant_builder_init (&options, G_VARIANT_TYPE_VARDICT);

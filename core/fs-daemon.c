@@ -291,6 +291,13 @@ open_engine_done (GObject *source, GAsyncResult *result, gpointer user_data)
         data->invocation, FS_DAEMON_ERROR, FS_DAEMON_ERROR_FAILED, "foldersyncd is shutting down");
       return;
     }
+  /* Again, now that the store is known: a paired folder learnt its store
+   * location from the envelope, and another call may have added one since. */
+  if (!check_store_location (self, data->config, &error))
+    {
+      return_error (data->invocation, error);
+      return;
+    }
 
   config = g_steal_pointer (&data->config);
   do
@@ -457,6 +464,16 @@ handle_pair (FsDBusManager *iface, GDBusMethodInvocation *invocation, const gcha
     }
   /* The options are AddFolder's store settings; the key comes from the token. */
   g_variant_dict_init (&dict, options);
+  if (fs_long_token_is_long (token)
+      && (g_variant_dict_contains (&dict, "store") || g_variant_dict_contains (&dict, "endpoint")
+          || g_variant_dict_contains (&dict, "bucket")))
+    {
+      g_variant_dict_clear (&dict);
+      g_dbus_method_invocation_return_error_literal (
+        invocation, FS_DAEMON_ERROR, FS_DAEMON_ERROR_INVALID_ARGUMENT,
+        _("A long-form token names its store: give no store, endpoint or bucket with it"));
+      return G_DBUS_METHOD_INVOCATION_HANDLED;
+    }
   if (g_variant_dict_contains (&dict, "key-file") || g_variant_dict_contains (&dict, "local-path"))
     {
       g_variant_dict_clear (&dict);

@@ -169,7 +169,7 @@ fetch_envelope (FsPairing *pairing, const FsFolderConfig *config, const gchar *t
   long_token = fs_long_token_decode (token, error);
   if (long_token == NULL || !fs_pairing_check_token (pairing, long_token->token, NULL, error))
     return NULL;
-  if (!long_token->credentials && config->access_key == NULL)
+  if (!long_token->credentials && (config->access_key == NULL || config->secret_key == NULL))
     {
       g_set_error_literal (error, FS_PAIRING_ERROR, FS_PAIRING_ERROR_INVALID,
                            _("This token does not carry storage credentials: give this device's "
@@ -232,8 +232,8 @@ fs_folder_pairing_redeem (FsFolderConfig *config, const gchar *token, GError **e
   g_free (config->prefix);
   config->prefix = fs_json_dup_string (o, "prefix");
   /* A long form is for a device with no storage configured: the folder's
-   * storage comes from the envelope (an endpoint given here wins). */
-  if (from_long && config->endpoint == NULL)
+   * storage comes from the envelope (the daemon refuses one given with it). */
+  if (from_long)
     {
       config->endpoint = fs_json_dup_string (o, "endpoint");
       g_free (config->bucket);

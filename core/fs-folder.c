@@ -1107,6 +1107,15 @@ handle_generate_token_full (FsDBusFolder *iface, GDBusMethodInvocation *invocati
       if (strcmp (name, "include-credentials") == 0
           && g_variant_is_of_type (value, G_VARIANT_TYPE_BOOLEAN))
         include_credentials = g_variant_get_boolean (value);
+      else if (strcmp (name, "include-credentials") == 0)
+        {
+          g_dbus_method_invocation_return_error (
+            invocation, FS_DAEMON_ERROR, FS_DAEMON_ERROR_INVALID_ARGUMENT,
+            _("Option ‘include-credentials’ must be a boolean (b), not ‘%s’"),
+            g_variant_get_type_string (value));
+          g_variant_unref (value);
+          return G_DBUS_METHOD_INVOCATION_HANDLED;
+        }
       else
         {
           g_dbus_method_invocation_return_error (

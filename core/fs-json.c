@@ -39,3 +39,23 @@ fs_json_dup_string (JsonObject *object, const gchar *name)
     return NULL;
   return g_strdup (json_node_get_string (node));
 }
+
+gint64
+fs_json_get_int (JsonObject *object, const gchar *name, gint64 fallback)
+{
+  JsonNode *node = json_object_get_member (object, name);
+  if (node == NULL || JSON_NODE_TYPE (node) != JSON_NODE_VALUE ||
+      json_node_get_value_type (node) != G_TYPE_INT64)
+    return fallback;
+  return json_node_get_int (node);
+}
+
+gboolean
+fs_json_get_bool (JsonObject *object, const gchar *name, gboolean fallback)
+{
+  JsonNode *node = json_object_get_member (object, name);
+  if (node == NULL || JSON_NODE_TYPE (node) != JSON_NODE_VALUE ||
+      json_node_get_value_type (node) != G_TYPE_BOOLEAN)
+    return fallback;
+  return json_node_get_boolean (node);
+}

@@ -13,8 +13,10 @@
 #include "fs-long-token.h"
 #include "fs-types.h"
 
-/* Far more than any real one (~600 bytes of JSON); bounds the inflate. */
+/* Far more than any real one (~600 bytes of JSON, ~600 characters); bounds
+ * the input and the inflate. */
 #define MAX_JSON (16 * 1024)
+#define MAX_TEXT (8 * 1024)
 
 void
 fs_long_token_free (FsLongToken *token)
@@ -77,6 +79,12 @@ base32_decode (const gchar *text, gsize *len)
           n_bits -= 8;
         }
     }
+  /* Canonical only: what is left over is padding, fewer than 5 zero bits. */
+  if (n_bits >= 5 || (bits & ((1u << n_bits) - 1)) != 0)
+    {
+      g_byte_array_free (out, TRUE);
+      return NULL;
+    }
   *len = out->len;
   return g_byte_array_free (out, FALSE);
 }
@@ -135,28 +143,39 @@ fs_long_token_decode (const gchar *text, GError **error)
   g_autoptr (FsLongToken) token = g_new0 (FsLongToken, 1);
   g_autoptr (JsonParser) parser = json_parser_new ();
   g_autofree guint8 *packed = NULL;
-  g_autofree gchar *json = g_malloc (MAX_JSON + 1);
+  g_autofree gchar *json = g_malloc0 (MAX_JSON + 1);
   uLongf json_len = MAX_JSON;
+  uLong packed_used;
   gsize packed_len = 0;
+  JsonNode *root;
   JsonObject *o;
-  gboolean parsed;
+  gboolean inflated, parsed;
 
   while (g_ascii_isspace (*text))
     text++;
-  if (!fs_long_token_is_long (text))
+  if (!fs_long_token_is_long (text) || strlen (text) > MAX_TEXT)
     return invalid (error);
   packed = base32_decode (text + strlen (FS_LONG_TOKEN_PREFIX), &packed_len);
-  if (packed == NULL || packed_len == 0
-      || uncompress ((Bytef *)json, &json_len, packed, packed_len) != Z_OK)
+  if (packed == NULL || packed_len == 0)
     return invalid (error);
+  packed_used = packed_len;
+  /* The whole text must be one zlib stream, nothing after it. */
+  inflated = uncompress2 ((Bytef *)json, &json_len, packed, &packed_used) == Z_OK
+             && packed_used == packed_len;
+  explicit_bzero (packed, packed_len);
+  if (!inflated)
+    {
+      explicit_bzero (json, MAX_JSON);
+      return invalid (error);
+    }
   json[json_len] = '\0';
   parsed = json_parser_load_from_data (parser, json, (gssize)json_len, NULL)
-           && JSON_NODE_HOLDS_OBJECT (json_parser_get_root (parser));
+           && (root = json_parser_get_root (parser)) != NULL && JSON_NODE_HOLDS_OBJECT (root);
   explicit_bzero (json, json_len);
   if (!parsed)
     return invalid (error);
   o = json_node_get_object (json_parser_get_root (parser));
-  if (json_object_get_int_member_with_default (o, "v", 0) != 1)
+  if (fs_json_get_int (o, "v", 0) != 1)
     {
       g_set_error_literal (error, FS_PAIRING_ERROR, FS_PAIRING_ERROR_INVALID,
                            _("The long-form token comes from a newer FolderSync"));
@@ -166,8 +185,8 @@ fs_long_token_decode (const gchar *text, GError **error)
   token->object_key = fs_json_dup_string (o, "k");
   token->get_url = fs_json_dup_string (o, "g");
   token->delete_url = fs_json_dup_string (o, "d");
-  token->expires = (guint64)MAX (0, json_object_get_int_member_with_default (o, "e", 0));
-  token->credentials = json_object_get_boolean_member_with_default (o, "c", FALSE);
+  token->expires = (guint64)MAX (0, fs_json_get_int (o, "e", 0));
+  token->credentials = fs_json_get_bool (o, "c", FALSE);
   if (token->token == NULL || token->object_key == NULL || token->get_url == NULL
       || token->delete_url == NULL || token->expires == 0)
     return invalid (error);

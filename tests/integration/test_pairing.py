@@ -17,11 +17,11 @@ EXIT_NOT_FOUND, EXIT_BAD_TOKEN, EXIT_EXPIRED = 11, 14, 15
 TOKEN = re.compile(r"Token: ([0-9A-Z]{4}-[0-9A-Z]{4}-[0-9A-Z]{4})")
 
 
-def devices(name):
+def devices(name, wrapper=None):
     ws = Workspace(name)
     store = ws.remote()
-    a = DaemonDevice(ws, "A", store, ws.keyfile())
-    b = DaemonDevice(ws, "B", store, None)
+    a = DaemonDevice(ws, "A", store, ws.keyfile(), wrapper=wrapper)
+    b = DaemonDevice(ws, "B", store, None, wrapper=wrapper)
     try:
         a.start()
         b.start()
@@ -210,17 +210,29 @@ def qr_text(out):
     return proc.stdout.decode().strip()
 
 
+# The daemons log everything (the CLI not: GLib prints debug output on stdout).
+DEBUG = ["env", "G_MESSAGES_DEBUG=all"]
+
+
+def full_log(dev):
+    return open(os.path.join(dev.home, "daemon.log"), "rb").read().decode(errors="replace")
+
+
 def bare_device(ws, name, started):
     """A device with no storage configured and no S3 credentials in its environment."""
-    dev = DaemonDevice(ws, name, None, None)
+    dev = DaemonDevice(ws, name, None, None, wrapper=DEBUG)
     started.append(dev)
     dev.start()
     return dev
 
 
 def proxy_stats():
+    """The S3 proxy's counters; None on a local store (no requests to count)."""
     control = os.environ.get("FOLDERSYNC_TEST_S3_CONTROL")
-    return proxy_call(control, "stats") if control else None
+    if not control:
+        print("# local store: storage requests are not counted")
+        return None
+    return proxy_call(control, "stats")
 
 
 def proxy_reset():
@@ -236,7 +248,7 @@ def pair_long(dev, long_token, *extra, check_rc=True):
 
 
 def test_long_form():
-    ws, a, b = devices("long")
+    ws, a, b = devices("long", DEBUG)
     started = [a, b]
     try:
         if not isinstance(a.store, S3Store):
@@ -272,7 +284,8 @@ def test_long_form():
             fh.write(b"created on B")
         wait_for(lambda: content(a, "b.txt") == b"created on B", 30, "B's new file on A")
         for dev in (a, b):
-            log = dev.log()
+            log = full_log(dev)
+            check("DEBUG" in log, "%s's daemon did not log at debug level" % dev.name)
             check(long_token not in log and token not in log, "a token is in %s's log" % dev.name)
             check("X-Amz-Signature" not in log, "a presigned URL is in %s's log" % dev.name)
         check(pair_long(bare_device(ws, "B2", started), long_token, check_rc=False).returncode == EXIT_NOT_FOUND,
@@ -286,6 +299,19 @@ def test_long_form():
         check(proc.returncode == 2 and b"credentials" in proc.stderr,
               "no credentials: %d %r" % (proc.returncode, proc.stderr))
         check(len(set(envelopes(a)) - before) == 1, "the envelope was used up by a refused pairing")
+        # The daemon checks too (a D-Bus client that is not the CLI): an access
+        # key without its secret is refused before the token is used.
+        proc = subprocess.run(["gdbus", "call", "--session", "--dest", "org.toolbox.FolderSync",
+                               "--object-path", "/org/toolbox/FolderSync",
+                               "--method", "org.toolbox.FolderSync.Manager.Pair", long_token, c.root,
+                               "{'access-key': <'%s'>}" % a.store.access_key],
+                              env=c.env(), capture_output=True)
+        check(proc.returncode != 0 and b"credentials" in proc.stderr,
+              "Pair without a secret: %d %r" % (proc.returncode, proc.stderr))
+        check(len(set(envelopes(a)) - before) == 1, "the envelope was used up by a refused D-Bus Pair")
+        proc = pair_long(c, long_token, "--endpoint", a.store.endpoint, "--bucket", a.store.bucket,
+                         check_rc=False)
+        check(proc.returncode == 2, "a long form with --endpoint: %d %r" % (proc.returncode, proc.stderr))
         secret = ws.path("C", "secret")
         with open(os.open(secret, os.O_WRONLY | os.O_CREAT, 0o600), "w") as fh:
             fh.write(a.store.secret_key + "\n")

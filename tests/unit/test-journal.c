@@ -106,6 +106,40 @@ test_json_rejects (void)
     }
 }
 
+/* A segment: a JSON array of records, read back in order; an empty array,
+ * or one with anything but valid records in it, is corrupt. */
+static void
+test_segment_json (void)
+{
+  g_autoptr(FsRecord) a = sample_record ("a.txt");
+  g_autoptr(FsRecord) b = sample_record ("b.txt");
+  g_autoptr(GBytes) ja = fs_record_to_json (a);
+  g_autoptr(GBytes) jb = fs_record_to_json (b);
+  g_autofree gchar *text = g_strdup_printf ("[%.*s,%.*s]", (int) g_bytes_get_size (ja),
+                                            (const gchar *) g_bytes_get_data (ja, NULL),
+                                            (int) g_bytes_get_size (jb),
+                                            (const gchar *) g_bytes_get_data (jb, NULL));
+  g_autoptr(GBytes) segment = g_bytes_new (text, strlen (text));
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GPtrArray) records = fs_records_from_json (segment, &error);
+  const gchar *bad[] = { "[]", "[1]", "[{\"format\": 1}]", "\"text\"", "7" };
+
+  g_assert_no_error (error);
+  g_assert_cmpuint (records->len, ==, 2);
+  g_assert_cmpstr (((FsRecord *) g_ptr_array_index (records, 0))->path, ==, "a.txt");
+  g_assert_cmpstr (((FsRecord *) g_ptr_array_index (records, 1))->path, ==, "b.txt");
+  /* A single record's reader refuses a segment. */
+  g_assert_null (fs_record_from_json (segment, NULL));
+  for (gsize i = 0; i < G_N_ELEMENTS (bad); i++)
+    {
+      g_autoptr(GBytes) json = g_bytes_new_static (bad[i], strlen (bad[i]));
+      g_autoptr(GError) bad_error = NULL;
+      g_autoptr(GPtrArray) none = fs_records_from_json (json, &bad_error);
+      g_assert_null (none);
+      g_assert_error (bad_error, FS_CRYPTO_ERROR, FS_CRYPTO_ERROR_CORRUPT);
+    }
+}
+
 static void
 test_record_key (void)
 {
@@ -121,5 +155,6 @@ main (int argc, char **argv)
   g_test_add_func ("/journal/json-round-trip", test_json_round_trip);
   g_test_add_func ("/journal/json-rejects", test_json_rejects);
   g_test_add_func ("/journal/record-key", test_record_key);
+  g_test_add_func ("/journal/segment-json", test_segment_json);
   return g_test_run ();
 }

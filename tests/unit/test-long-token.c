@@ -1,8 +1,11 @@
 /* The long form of share tokens (core/fs-long-token.c). */
 #include <string.h>
 
+#include <zlib.h>
+
 #include "fs-error.h"
 #include "fs-long-token.h"
+#include "fs-types.h"
 
 static FsLongToken *
 sample (void)
@@ -56,9 +59,8 @@ test_round_trip (void)
 }
 
 static void
-test_damaged (void)
+check_damaged (const FsLongToken *in)
 {
-  g_autoptr (FsLongToken) in = sample ();
   g_autofree gchar *text = fs_long_token_encode (in);
   gsize len = strlen (text);
 
@@ -81,11 +83,57 @@ test_damaged (void)
       g_assert_null (t2);
       g_assert_error (cut_error, FS_PAIRING_ERROR, FS_PAIRING_ERROR_INVALID);
     }
+}
+
+static void
+test_damaged (void)
+{
+  /* Texts of every length mod 8 (base32 pads differently for each). */
+  for (guint extra = 0; extra < 16; extra++)
+    {
+      g_autoptr (FsLongToken) in = sample ();
+      g_autofree gchar *pad = g_strnfill (extra * 7, 'x');
+      g_autofree gchar *url = g_strconcat (in->get_url, pad, NULL);
+      g_free (in->get_url);
+      in->get_url = g_steal_pointer (&url);
+      in->expires += extra * 977;
+      check_damaged (in);
+    }
   {
     g_autoptr (GError) error = NULL;
     g_assert_null (fs_long_token_decode ("FS1.!!!!", &error));
     g_assert_error (error, FS_PAIRING_ERROR, FS_PAIRING_ERROR_INVALID);
   }
+}
+
+/* Well-formed JSON with members of the wrong types: refused, no critical. */
+static void
+test_wrong_types (void)
+{
+  const gchar *bodies[] = {
+    "{\"v\": {}, \"t\": \"x\"}",
+    "{\"v\": 1, \"t\": \"7KQ2-M9XD-4HRT\", \"k\": \"a\", \"g\": \"http://h/a\", "
+    "\"d\": \"http://h/a\", \"e\": [1], \"c\": {}}",
+    "\"\"", "[]", "null",
+  };
+
+  for (gsize i = 0; i < G_N_ELEMENTS (bodies); i++)
+    {
+      uLongf packed_len = compressBound (strlen (bodies[i]));
+      g_autofree guint8 *packed = g_malloc (packed_len);
+      g_autofree gchar *b32 = NULL;
+      g_autofree gchar *upper = NULL;
+      g_autofree gchar *text = NULL;
+      g_autoptr (GError) error = NULL;
+
+      g_assert_cmpint (compress2 (packed, &packed_len, (const Bytef *) bodies[i], strlen (bodies[i]), 9),
+                       ==, Z_OK);
+      b32 = fs_base32_encode (packed, packed_len);
+      upper = g_ascii_strup (b32, -1);
+      text = g_strconcat ("FS1.", upper, NULL);
+      g_assert_null (fs_long_token_decode (text, &error));
+      g_assert_error (error, FS_PAIRING_ERROR, FS_PAIRING_ERROR_INVALID);
+    }
 }
 
 int
@@ -94,5 +142,6 @@ main (int argc, char **argv)
   g_test_init (&argc, &argv, NULL);
   g_test_add_func ("/long-token/round-trip", test_round_trip);
   g_test_add_func ("/long-token/damaged", test_damaged);
+  g_test_add_func ("/long-token/wrong-types", test_wrong_types);
   return g_test_run ();
 }
