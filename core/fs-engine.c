@@ -50,6 +50,8 @@
 /* A segment is written when it has this much JSON (or
  * FS_JOURNAL_SEGMENT_MAX_RECORDS records), and at the end of each pass. */
 #define SEGMENT_MAX_BYTES (256 * 1024)
+/* A batch of more changed paths than this is synced by a whole walk. */
+#define TARGETED_MAX_PATHS 1000
 #define DEFAULT_MAX_WORKERS 4
 #define PROGRESS_INTERVAL_US (250 * 1000)
 
@@ -120,6 +122,17 @@ struct _FsEngine {
   GPtrArray *pending;       /* PendingRecord: written to the journal as one segment */
   gsize pending_bytes;
 
+  /* Kept between syncs (a daemon's engine lives long): the remote tree as of
+   * the index's records up to cache_marker, and the ignore rules of the last
+   * whole scan, so a sync of a few changed paths neither reads every record
+   * nor walks the folder. */
+  GPtrArray *cache_records;
+  GHashTable *cache_by_version; /* version → FsRecord (borrowed from cache_records) */
+  GHashTable *cache_remote;     /* effective path → FsRecord head */
+  gint64 cache_marker;
+  FsIgnore *cache_ignore;
+  GPtrArray *cache_updates;     /* FsRecord copies of ours that landed, path = key */
+
   /* Per sync run: the worker pool and what it was given. Workers read the
    * fields above (never the index, never @stats); everything they report is
    * in their Transfer or under @lock. */
@@ -136,6 +149,54 @@ struct _FsEngine {
 
 G_DEFINE_FINAL_TYPE (FsEngine, fs_engine, G_TYPE_OBJECT)
 
+/* Puts our own record @update (path = its key) into the kept remote tree,
+ * if that is what deriving the tree again would give: it continues the
+ * plain chain at its path (no conflict name involved). FALSE otherwise. */
+static gboolean
+cache_apply (FsEngine *self, FsRecord *update)
+{
+  FsRecord *head = g_hash_table_lookup (self->cache_remote, update->path);
+  FsRecord *copy;
+
+  if (head == NULL ? update->replaces != NULL : g_strcmp0 (head->version, update->replaces) != 0)
+    return FALSE;
+  if (head != NULL)
+    {
+      FsRecord *original = g_hash_table_lookup (self->cache_by_version, head->version);
+      g_autofree gchar *normalized = original != NULL ? fs_path_normalize (original->path) : NULL;
+      if (g_strcmp0 (normalized, update->path) != 0)
+        return FALSE;
+    }
+  copy = fs_record_copy (update);
+  g_ptr_array_add (self->cache_records, copy);
+  g_hash_table_insert (self->cache_by_version, copy->version, copy);
+  g_hash_table_replace (self->cache_remote, g_strdup (update->path), fs_record_copy (update));
+  return TRUE;
+}
+
+/* After a sync's actions: our landed records into the kept tree, or the
+ * tree is derived again next time. */
+static void
+cache_apply_updates (FsEngine *self)
+{
+  g_autoptr(GPtrArray) updates = g_steal_pointer (&self->cache_updates);
+  gboolean ok = self->cache_remote != NULL && self->cache_marker >= 0;
+
+  for (guint i = 0; ok && updates != NULL && i < updates->len; i++)
+    ok = cache_apply (self, g_ptr_array_index (updates, i));
+  self->cache_marker = ok ? fs_index_get_record_marker (self->index, NULL) : -1;
+}
+
+static void
+drop_cache (FsEngine *self)
+{
+  g_clear_pointer (&self->cache_remote, g_hash_table_unref);
+  g_clear_pointer (&self->cache_by_version, g_hash_table_unref);
+  g_clear_pointer (&self->cache_records, g_ptr_array_unref);
+  g_clear_pointer (&self->cache_updates, g_ptr_array_unref);
+  self->cache_marker = -1;
+}
+
 static void
 fs_engine_finalize (GObject *object)
 {
@@ -149,6 +210,8 @@ fs_engine_finalize (GObject *object)
   g_free (self->index_path);
   g_free (self->device_id);
   g_free (self->device_name);
+  drop_cache (self);
+  g_clear_pointer (&self->cache_ignore, fs_ignore_free);
   if (self->lock_fd >= 0)
     close (self->lock_fd);
   if (self->progress_notify != NULL)
@@ -170,6 +233,7 @@ static void
 fs_engine_init (FsEngine *self)
 {
   self->lock_fd = -1;
+  self->cache_marker = -1;
   self->delete_guard_share = 0.5;
   self->delete_guard_min = 10;
   self->max_workers = DEFAULT_MAX_WORKERS;
@@ -861,6 +925,17 @@ flush_records (FsEngine *self, GError **error)
     }
   if (!fs_index_commit (self->index, error))
     return FALSE;
+  /* The new heads go into the kept remote tree after this sync's actions. */
+  if (self->cache_updates == NULL)
+    self->cache_updates = g_ptr_array_new_with_free_func ((GDestroyNotify) fs_record_free);
+  for (guint i = 0; i < n; i++)
+    {
+      PendingRecord *p = g_ptr_array_index (pending, i);
+      FsRecord *update = fs_record_copy (p->record);
+      g_free (update->path);
+      update->path = g_strdup (p->base != NULL ? p->base->path : p->forget_path);
+      g_ptr_array_add (self->cache_updates, update);
+    }
   for (guint i = 0; i < n; i++)
     {
       PendingRecord *p = g_ptr_array_index (pending, i);
@@ -1873,34 +1948,43 @@ fs_engine_set_confirm_deletes (FsEngine *self, gboolean confirm)
   self->confirm_deletes = confirm;
 }
 
-gboolean
-fs_engine_sync (FsEngine *self, gboolean audit, FsSyncStats *stats, GPtrArray *messages,
-                GCancellable *cancellable, GError **error)
+/* The remote tree as of the index's records now; derived again only when
+ * records were added since it was last derived. */
+static gboolean
+ensure_remote_tree (FsEngine *self, GError **error)
 {
-  g_autoptr(GPtrArray) own_messages = g_ptr_array_new_with_free_func (g_free);
-  g_autoptr(GHashTable) base = NULL;
-  g_autoptr(FsScanResult) scan = NULL;
-  g_autoptr(GHashTable) all_paths = NULL;
-  g_autoptr(GPtrArray) paths = NULL;
-  g_autoptr(GArray) actions = NULL;
-  g_autoptr(GPtrArray) records = NULL;
-  g_autoptr(GHashTable) remote = NULL;
-  g_autoptr(GHashTable) by_version = NULL;
-  g_autoptr(GHashTable) action_of = NULL;
-  g_autoptr(GArray) touch = NULL;
+  gint64 marker = fs_index_get_record_marker (self->index, error);
+  GPtrArray *records;
+
+  if (marker < 0)
+    return FALSE;
+  if (self->cache_remote != NULL && marker == self->cache_marker)
+    return TRUE;
+  drop_cache (self);
+  records = fs_index_list_records (self->index, error);
+  if (records == NULL)
+    return FALSE;
+  self->cache_records = records;
+  self->cache_by_version = g_hash_table_new (g_str_hash, g_str_equal);
+  for (guint i = 0; i < records->len; i++)
+    {
+      FsRecord *r = g_ptr_array_index (records, i);
+      g_hash_table_insert (self->cache_by_version, r->version, r);
+    }
+  self->cache_remote = fs_remote_tree_resolve (records);
+  self->cache_marker = marker;
+  return TRUE;
+}
+
+/* Begins a sync run: progress reset, then the journal records after our
+ * cursors into the index. */
+static gboolean
+begin_sync (FsEngine *self, gboolean audit, FsSyncStats *stats, GPtrArray *messages,
+            GError **error)
+{
   FsJournalStats jstats = { 0 };
-  FsSyncStats own_stats = { 0 };
-  GHashTableIter iter;
-  gpointer key;
-  gboolean ok = TRUE;
 
-  g_return_val_if_fail (FS_IS_ENGINE (self), FALSE);
-  if (stats == NULL)
-    stats = &own_stats;
-  if (messages == NULL)
-    messages = own_messages;
   memset (stats, 0, sizeof *stats);
-
   if (!check_folder (self->root, error))
     return FALSE;
   memset (&self->progress, 0, sizeof self->progress);
@@ -1908,7 +1992,6 @@ fs_engine_sync (FsEngine *self, gboolean audit, FsSyncStats *stats, GPtrArray *m
   self->progress.phase = FS_SYNC_PHASE_SCANNING;
   report_progress (self);
 
-  /* 1. What changed remotely: only journal records after our cursors. */
   if (!fs_journal_fetch (self->storage, self->crypto, self->prefix, self->index, audit, &jstats,
                          messages, error))
     return FALSE;
@@ -1916,53 +1999,21 @@ fs_engine_sync (FsEngine *self, gboolean audit, FsSyncStats *stats, GPtrArray *m
   /* Our own records found in the journal (say, after a crash before the
    * index was updated) must never be overwritten. */
   self->next_seq = MAX (self->next_seq, fs_index_get_cursor (self->index, self->device_id) + 1);
+  return TRUE;
+}
 
-  records = fs_index_list_records (self->index, error);
-  if (records == NULL)
-    return FALSE;
-  by_version = g_hash_table_new (g_str_hash, g_str_equal);
-  for (guint i = 0; i < records->len; i++)
-    {
-      FsRecord *r = g_ptr_array_index (records, i);
-      g_hash_table_insert (by_version, r->version, r);
-    }
-  remote = fs_remote_tree_resolve (records);
-
-  /* 2. What changed locally: a stat walk, hashing only what changed. */
-  base = fs_index_load_all (self->index, error);
-  if (base == NULL || !catch_up_own_records (self, base, remote, by_version, error))
-    return FALSE;
-  scan = fs_scan (self->root, base, cancellable, error);
-  if (scan == NULL)
-    return FALSE;
-  /* We hold the folder lock: no other sync is writing these. */
-  for (guint i = 0; i < scan->stale_temps->len; i++)
-    {
-      g_autofree gchar *abs = abs_path (self, g_ptr_array_index (scan->stale_temps, i));
-      g_debug ("removing the stale temp file %s", abs);
-      remove_temp (abs);
-    }
-  stats->files_hashed = scan->stats.files_hashed;
-  stats->deferred = scan->stats.deferred;
-  for (guint i = 0; i < scan->warnings->len; i++)
-    g_ptr_array_add (messages, g_strdup (g_ptr_array_index (scan->warnings, i)));
-
-  /* 3. Reconcile every path any side knows. */
-  all_paths = g_hash_table_new (g_str_hash, g_str_equal);
-  g_hash_table_iter_init (&iter, scan->entries);
-  while (g_hash_table_iter_next (&iter, &key, NULL))
-    g_hash_table_add (all_paths, key);
-  g_hash_table_iter_init (&iter, base);
-  while (g_hash_table_iter_next (&iter, &key, NULL))
-    g_hash_table_add (all_paths, key);
-  g_hash_table_iter_init (&iter, remote);
-  while (g_hash_table_iter_next (&iter, &key, NULL))
-    g_hash_table_add (all_paths, key);
-  paths = g_ptr_array_sized_new (g_hash_table_size (all_paths));
-  g_hash_table_iter_init (&iter, all_paths);
-  while (g_hash_table_iter_next (&iter, &key, NULL))
-    g_ptr_array_add (paths, key);
-  g_ptr_array_sort (paths, compare_paths);
+/* Reconciles @paths (sorted; any side may know them) of @local (scanned),
+ * @base (the index's entries for them) and the remote tree, then acts.
+ * @n_base: how many entries the index has (for the mass-delete guard). */
+static gboolean
+plan_and_act (FsEngine *self, GPtrArray *paths, GHashTable *local, GHashTable *base,
+              FsIgnore *ignore, guint n_base, FsSyncStats *stats, GPtrArray *messages,
+              GCancellable *cancellable, GError **error)
+{
+  g_autoptr(GArray) actions = NULL;
+  g_autoptr(GArray) touch = NULL;
+  g_autoptr(GHashTable) action_of = NULL;
+  gboolean ok = TRUE;
 
   actions = g_array_sized_new (FALSE, FALSE, sizeof (FsActionType), paths->len);
   /* Whether a path whose action is NOTHING has new stat data to record: the
@@ -1972,15 +2023,15 @@ fs_engine_sync (FsEngine *self, gboolean audit, FsSyncStats *stats, GPtrArray *m
   for (guint i = 0; i < paths->len; i++)
     {
       const gchar *path = g_ptr_array_index (paths, i);
-      FsEntry *l = g_hash_table_lookup (scan->entries, path);
+      FsEntry *l = g_hash_table_lookup (local, path);
       FsEntry *b = g_hash_table_lookup (base, path);
-      FsRecord *r = g_hash_table_lookup (remote, path);
+      FsRecord *r = g_hash_table_lookup (self->cache_remote, path);
       FsActionType action = fs_reconcile (l, b, r);
       FsKind kind = l != NULL ? l->kind : b != NULL ? b->kind : r != NULL ? r->kind : FS_KIND_NONE;
       gboolean stat_changed = l != NULL && b != NULL && !fs_entry_same_stat (l, b);
 
       /* Ignored means no longer synced, in either direction; never deleted. */
-      if (fs_ignore_matches (scan->ignore, path, kind == FS_KIND_DIR))
+      if (fs_ignore_matches (ignore, path, kind == FS_KIND_DIR))
         {
           if (b != NULL && !index_remove (self, path, error))
             return FALSE;
@@ -1992,12 +2043,12 @@ fs_engine_sync (FsEngine *self, gboolean audit, FsSyncStats *stats, GPtrArray *m
       g_hash_table_insert (action_of, (gpointer) path, GINT_TO_POINTER (action));
     }
   if (!self->confirm_deletes)
-    hold_mass_deletes (self, paths, actions, g_hash_table_size (base), stats, messages);
+    hold_mass_deletes (self, paths, actions, n_base, stats, messages);
 
   /* 4. Act: parents before children, then deletions children first. */
-  self->records = by_version;
-  self->remote = remote;
-  self->local = scan->entries;
+  self->records = self->cache_by_version;
+  self->remote = self->cache_remote;
+  self->local = local;
   self->actions = action_of;
   self->stats = stats;
   self->messages = messages;
@@ -2088,6 +2139,8 @@ fs_engine_sync (FsEngine *self, gboolean audit, FsSyncStats *stats, GPtrArray *m
   else
     g_clear_pointer (&self->pending, g_ptr_array_unref); /* done again next time */
   finish_transfers (self);
+  if (self->cache_updates != NULL)
+    cache_apply_updates (self);
   self->records = NULL;
   self->remote = NULL;
   self->local = NULL;
@@ -2096,4 +2149,169 @@ fs_engine_sync (FsEngine *self, gboolean audit, FsSyncStats *stats, GPtrArray *m
   self->messages = NULL;
   self->cancellable = NULL;
   return ok;
+}
+
+gboolean
+fs_engine_sync (FsEngine *self, gboolean audit, FsSyncStats *stats, GPtrArray *messages,
+                GCancellable *cancellable, GError **error)
+{
+  g_autoptr(GPtrArray) own_messages = g_ptr_array_new_with_free_func (g_free);
+  g_autoptr(GHashTable) base = NULL;
+  g_autoptr(FsScanResult) scan = NULL;
+  g_autoptr(GHashTable) all_paths = NULL;
+  g_autoptr(GPtrArray) paths = NULL;
+  FsSyncStats own_stats = { 0 };
+  GHashTableIter iter;
+  gpointer key;
+  gboolean ok;
+
+  g_return_val_if_fail (FS_IS_ENGINE (self), FALSE);
+  if (stats == NULL)
+    stats = &own_stats;
+  if (messages == NULL)
+    messages = own_messages;
+
+  /* 1. What changed remotely: only journal records after our cursors. */
+  if (!begin_sync (self, audit, stats, messages, error) || !ensure_remote_tree (self, error))
+    return FALSE;
+
+  /* 2. What changed locally: a stat walk, hashing only what changed. */
+  base = fs_index_load_all (self->index, error);
+  if (base == NULL ||
+      !catch_up_own_records (self, base, self->cache_remote, self->cache_by_version, error))
+    return FALSE;
+  scan = fs_scan (self->root, base, cancellable, error);
+  if (scan == NULL)
+    return FALSE;
+  /* We hold the folder lock: no other sync is writing these. */
+  for (guint i = 0; i < scan->stale_temps->len; i++)
+    {
+      g_autofree gchar *abs = abs_path (self, g_ptr_array_index (scan->stale_temps, i));
+      g_debug ("removing the stale temp file %s", abs);
+      remove_temp (abs);
+    }
+  stats->files_hashed = scan->stats.files_hashed;
+  stats->deferred = scan->stats.deferred;
+  for (guint i = 0; i < scan->warnings->len; i++)
+    g_ptr_array_add (messages, g_strdup (g_ptr_array_index (scan->warnings, i)));
+
+  /* 3. Reconcile every path any side knows, and act. */
+  all_paths = g_hash_table_new (g_str_hash, g_str_equal);
+  g_hash_table_iter_init (&iter, scan->entries);
+  while (g_hash_table_iter_next (&iter, &key, NULL))
+    g_hash_table_add (all_paths, key);
+  g_hash_table_iter_init (&iter, base);
+  while (g_hash_table_iter_next (&iter, &key, NULL))
+    g_hash_table_add (all_paths, key);
+  g_hash_table_iter_init (&iter, self->cache_remote);
+  while (g_hash_table_iter_next (&iter, &key, NULL))
+    g_hash_table_add (all_paths, key);
+  paths = g_ptr_array_sized_new (g_hash_table_size (all_paths));
+  g_hash_table_iter_init (&iter, all_paths);
+  while (g_hash_table_iter_next (&iter, &key, NULL))
+    g_ptr_array_add (paths, key);
+  g_ptr_array_sort (paths, compare_paths);
+
+  ok = plan_and_act (self, paths, scan->entries, base, scan->ignore, g_hash_table_size (base),
+                     stats, messages, cancellable, error);
+  /* The rules a later sync of single paths applies. */
+  g_clear_pointer (&self->cache_ignore, fs_ignore_free);
+  self->cache_ignore = g_steal_pointer (&scan->ignore);
+  return ok;
+}
+
+gboolean
+fs_engine_sync_paths (FsEngine *self, const gchar *const *changed, FsSyncStats *stats,
+                      GPtrArray *messages, GCancellable *cancellable, GError **error)
+{
+  g_autoptr(GPtrArray) own_messages = g_ptr_array_new_with_free_func (g_free);
+  g_autoptr(GHashTable) base = NULL;
+  g_autoptr(FsScanResult) scan = NULL;
+  g_autoptr(GPtrArray) paths = NULL;
+  FsSyncStats own_stats = { 0 };
+  gboolean needs_full = FALSE;
+  guint n_deleted = 0;
+  guint records_read;
+
+  g_return_val_if_fail (FS_IS_ENGINE (self), FALSE);
+  if (stats == NULL)
+    stats = &own_stats;
+  if (messages == NULL)
+    messages = own_messages;
+  /* Only after a whole sync (it knows the ignore rules), and for few paths. */
+  if (changed == NULL || self->cache_ignore == NULL ||
+      g_strv_length ((gchar **) changed) > TARGETED_MAX_PATHS)
+    return fs_engine_sync (self, FALSE, stats, messages, cancellable, error);
+
+  if (!begin_sync (self, FALSE, stats, messages, error))
+    return FALSE;
+  records_read = stats->records_read;
+  if (records_read > 0)
+    goto whole; /* other devices changed things: reconcile everything */
+  if (!ensure_remote_tree (self, error))
+    return FALSE;
+
+  /* The index's entries for these paths (ASCII, else the scan says "whole"),
+   * and their parents: a file in a directory not synced yet needs the walk. */
+  base = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, (GDestroyNotify) fs_entry_free);
+  paths = g_ptr_array_new ();
+  for (guint i = 0; changed[i] != NULL; i++)
+    {
+      const gchar *path = changed[i];
+      g_autofree gchar *parent = g_path_get_dirname (path);
+      FsEntry *b;
+
+      /* Our own temporary files, and anything a record could not name. */
+      if (!fs_journal_path_valid (path) || g_hash_table_contains (base, path) ||
+          fs_ignore_matches_path (self->cache_ignore, path, FALSE))
+        continue;
+      if (!g_str_equal (parent, "."))
+        {
+          g_autoptr(FsEntry) pb = fs_index_lookup (self->index, parent, error);
+          if (pb == NULL && error != NULL && *error != NULL)
+            return FALSE;
+          if (pb == NULL || pb->kind != FS_KIND_DIR)
+            goto whole;
+        }
+      b = fs_index_lookup (self->index, path, error);
+      if (b == NULL && error != NULL && *error != NULL)
+        return FALSE;
+      g_hash_table_insert (base, g_strdup (path), b);
+    }
+  scan = fs_scan_paths (self->root, base, self->cache_ignore, changed, &needs_full, cancellable,
+                        error);
+  if (scan == NULL)
+    {
+      if (needs_full)
+        goto whole;
+      return FALSE;
+    }
+  {
+    GHashTableIter iter;
+    gpointer key, value;
+    g_hash_table_iter_init (&iter, base);
+    while (g_hash_table_iter_next (&iter, &key, &value))
+      {
+        g_ptr_array_add (paths, key);
+        if (value != NULL && !g_hash_table_contains (scan->entries, key))
+          n_deleted++;
+      }
+  }
+  /* Many deletions at once: the mass-delete guard needs the whole picture. */
+  if (n_deleted >= self->delete_guard_min)
+    goto whole;
+  g_ptr_array_sort (paths, compare_paths);
+  stats->files_hashed = scan->stats.files_hashed;
+  stats->deferred = scan->stats.deferred;
+  for (guint i = 0; i < scan->warnings->len; i++)
+    g_ptr_array_add (messages, g_strdup (g_ptr_array_index (scan->warnings, i)));
+  g_debug ("syncing %u changed path(s) without a walk", paths->len);
+  return plan_and_act (self, paths, scan->entries, base, self->cache_ignore, G_MAXUINT, stats,
+                       messages, cancellable, error);
+
+whole:
+  if (!fs_engine_sync (self, FALSE, stats, messages, cancellable, error))
+    return FALSE;
+  stats->records_read += records_read;
+  return TRUE;
 }

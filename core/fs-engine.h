@@ -82,6 +82,15 @@ FsEngine *fs_engine_new (const FsEngineConfig *config, GError **error);
 gboolean fs_engine_sync (FsEngine *self, gboolean audit, FsSyncStats *stats, GPtrArray *messages,
                          GCancellable *cancellable, GError **error);
 
+/* A sync of a few changed paths (relative disk paths from a file monitor):
+ * only they are stat'ed and reconciled, against the remote tree kept from the
+ * last sync. It is a whole fs_engine_sync() instead when @changed is NULL,
+ * before the first whole sync, when other devices wrote records, or when a
+ * path needs a walk (a directory, an ignore file, a non-ASCII name, a parent
+ * not synced yet, many deletions). */
+gboolean fs_engine_sync_paths (FsEngine *self, const gchar *const *changed, FsSyncStats *stats,
+                               GPtrArray *messages, GCancellable *cancellable, GError **error);
+
 /* Apply deletions even where they exceed the mass-delete guard (more than
  * half of the folder, and at least 10 entries). */
 void fs_engine_set_confirm_deletes (FsEngine *self, gboolean confirm);

@@ -40,6 +40,10 @@ struct _FsFolder
   gboolean running;          /* started, not stopped */
   gboolean syncing;          /* a worker runs */
   gboolean again;            /* sync once more when the worker is done */
+  /* What the next sync covers: the whole folder, or only the paths the
+   * watcher reported since the last one started. */
+  gboolean whole_next;
+  GHashTable *changed_paths;
   gboolean confirm_next;     /* ConfirmDeletes: the next sync applies held deletions */
   GCancellable *cancellable; /* of the running sync */
   guint64 n_started;
@@ -117,6 +121,7 @@ typedef struct
   gboolean confirm;
   FsSyncStats stats;
   GPtrArray *messages;
+  GStrv paths; /* NULL: the whole folder */
 } SyncJob;
 
 static void
@@ -125,6 +130,7 @@ sync_job_free (SyncJob *job)
   fs_folder_config_free (job->config);
   g_clear_object (&job->engine);
   g_ptr_array_unref (job->messages);
+  g_strfreev (job->paths);
   g_free (job);
 }
 
@@ -135,13 +141,18 @@ static gboolean on_ui_flush (gpointer user_data);
 /* Under ui_lock: makes sure a flush is scheduled, no sooner than
  * UI_INTERVAL_US after the last one. */
 static void
-schedule_ui_flush (FsFolder *self)
+schedule_ui_flush (FsFolder *self, gboolean now)
 {
   gint64 wait_us;
 
+  if (self->ui_source != NULL && now)
+    {
+      g_source_destroy (self->ui_source);
+      g_clear_pointer (&self->ui_source, g_source_unref);
+    }
   if (self->ui_source != NULL)
     return;
-  wait_us = self->ui_last_us + UI_INTERVAL_US - g_get_monotonic_time ();
+  wait_us = now ? 0 : self->ui_last_us + UI_INTERVAL_US - g_get_monotonic_time ();
   self->ui_source = g_timeout_source_new (wait_us > 0 ? (guint)(wait_us / 1000) : 0);
   g_source_set_callback (self->ui_source, on_ui_flush, g_object_ref (self), g_object_unref);
   g_source_attach (self->ui_source, self->context);
@@ -151,11 +162,15 @@ static void
 on_engine_progress (const FsSyncProgress *progress, gpointer user_data)
 {
   FsFolder *self = user_data;
+  gboolean now;
 
   g_mutex_lock (&self->ui_lock);
+  /* A new phase (the transfers begin: the pending counts) is shown at once,
+   * even if a whole short transfer phase would fit in one interval. */
+  now = !self->ui_progress_set || progress->phase != self->ui_progress.phase;
   self->ui_progress = *progress;
   self->ui_progress_set = TRUE;
-  schedule_ui_flush (self);
+  schedule_ui_flush (self, now);
   g_mutex_unlock (&self->ui_lock);
 }
 
@@ -168,7 +183,7 @@ on_engine_event (FsSyncEventType type, const gchar *path, const gchar *detail, g
   g_ptr_array_add (self->ui_events, g_strdup (type == FS_SYNC_EVENT_CONFLICT ? "c" : "f"));
   g_ptr_array_add (self->ui_events, g_strdup (path));
   g_ptr_array_add (self->ui_events, g_strdup (detail));
-  schedule_ui_flush (self);
+  schedule_ui_flush (self, FALSE);
   g_mutex_unlock (&self->ui_lock);
 }
 
@@ -250,7 +265,8 @@ sync_thread (GTask *task, gpointer source, gpointer task_data, GCancellable *can
   /* The task holds @self for as long as this runs; unset before it ends. */
   fs_engine_set_progress_func (job->engine, on_engine_progress, self, NULL);
   fs_engine_set_event_func (job->engine, on_engine_event, self, NULL);
-  ok = fs_engine_sync (job->engine, FALSE, &job->stats, job->messages, cancellable, &error);
+  ok = fs_engine_sync_paths (job->engine, (const gchar *const *) job->paths, &job->stats,
+                             job->messages, cancellable, &error);
   fs_engine_set_progress_func (job->engine, NULL, NULL, NULL);
   fs_engine_set_event_func (job->engine, NULL, NULL, NULL);
   fs_engine_set_confirm_deletes (job->engine, FALSE);
@@ -395,6 +411,14 @@ start_sync (FsFolder *self)
   job->confirm = self->confirm_next;
   job->messages = g_ptr_array_new_with_free_func (g_free);
   self->confirm_next = FALSE;
+  /* Held deletions are applied by a whole sync. */
+  if (!self->whole_next && !job->confirm)
+    {
+      g_autofree gpointer *keys = g_hash_table_get_keys_as_array (self->changed_paths, NULL);
+      job->paths = g_strdupv ((gchar **) keys);
+    }
+  g_hash_table_remove_all (self->changed_paths);
+  self->whole_next = FALSE;
 
   self->syncing = TRUE;
   self->n_started++;
@@ -408,12 +432,14 @@ start_sync (FsFolder *self)
   g_task_run_in_thread (task, sync_thread);
 }
 
-/* A sync now, or right after the running one. @force: also when stopped. */
+/* A sync of the whole folder now, or right after the running one. @force:
+ * also when stopped. */
 static void
 request_sync (FsFolder *self, gboolean force)
 {
   if (!self->running && !force)
     return;
+  self->whole_next = TRUE;
   if (self->syncing)
     self->again = TRUE;
   else
@@ -455,9 +481,21 @@ on_batch_ready (FsBatchQueue *queue, GStrv paths, gboolean rescan, gpointer user
 
   g_debug ("Folder %s: batch of %u paths%s", self->config->id,
            paths != NULL ? g_strv_length (paths) : 0, rescan ? " and a rescan" : "");
-  /* The engine scans the whole folder (a stat walk against the index), so
-   * the paths only say that something changed. */
-  request_sync (self, FALSE);
+  if (rescan || paths == NULL || paths[0] == NULL)
+    {
+      request_sync (self, FALSE);
+      return;
+    }
+  /* Only these paths are looked at (the engine walks the whole folder
+   * itself when they need it). */
+  if (!self->running)
+    return;
+  for (guint i = 0; paths[i] != NULL; i++)
+    g_hash_table_add (self->changed_paths, g_strdup (paths[i]));
+  if (self->syncing)
+    self->again = TRUE;
+  else
+    start_sync (self);
 }
 
 static gboolean
@@ -1160,6 +1198,7 @@ fs_folder_finalize (GObject *object)
   FsFolder *self = FS_FOLDER (object);
 
   g_clear_pointer (&self->waiters, g_ptr_array_unref);
+  g_clear_pointer (&self->changed_paths, g_hash_table_unref);
   g_clear_pointer (&self->config, fs_folder_config_free);
   g_clear_pointer (&self->ui_events, g_ptr_array_unref);
   g_clear_pointer (&self->context, g_main_context_unref);
@@ -1181,6 +1220,8 @@ static void
 fs_folder_init (FsFolder *self)
 {
   self->waiters = g_ptr_array_new_with_free_func (g_object_unref);
+  self->changed_paths = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
+  self->whole_next = TRUE;
   self->context = g_main_context_ref_thread_default ();
   g_mutex_init (&self->ui_lock);
   self->ui_events = g_ptr_array_new_with_free_func (g_free);

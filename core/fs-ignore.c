@@ -238,3 +238,20 @@ fs_ignore_matches (FsIgnore *self, const gchar *path, gboolean is_dir)
     }
   return matches_self (self, path, components, n, is_dir);
 }
+
+gboolean
+fs_ignore_matches_path (FsIgnore *self, const gchar *path, gboolean is_dir)
+{
+  g_autofree gchar *dir = g_strdup (path);
+
+  for (gchar *slash = strchr (dir, '/'); slash != NULL; slash = strchr (slash + 1, '/'))
+    {
+      gboolean ignored;
+      *slash = '\0';
+      ignored = fs_ignore_matches (self, dir, TRUE);
+      *slash = '/';
+      if (ignored)
+        return TRUE;
+    }
+  return fs_ignore_matches (self, path, is_dir);
+}

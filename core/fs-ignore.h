@@ -17,5 +17,8 @@ void fs_ignore_add_patterns (FsIgnore *self, const gchar *dir, const gchar *cont
 
 /* Whether relative @path (a directory if @is_dir) is ignored. */
 gboolean fs_ignore_matches (FsIgnore *self, const gchar *path, gboolean is_dir);
+/* The same, and also when a directory above @path is ignored (a walk never
+ * enters one; a single path must be checked against each). */
+gboolean fs_ignore_matches_path (FsIgnore *self, const gchar *path, gboolean is_dir);
 
 G_END_DECLS

@@ -644,3 +644,14 @@ fs_index_get_schema_version (FsIndex *self)
   g_return_val_if_fail (FS_IS_INDEX (self), -1);
   return self->schema_version;
 }
+
+gint64
+fs_index_get_record_marker (FsIndex *self, GError **error)
+{
+  gint64 marker = -1;
+
+  g_return_val_if_fail (FS_IS_INDEX (self), -1);
+  if (!query_int (self, "SELECT coalesce(max(rowid), 0) FROM records", &marker, error))
+    return -1;
+  return marker;
+}

@@ -34,6 +34,8 @@ gboolean fs_index_remove (FsIndex *self, const gchar *path, GError **error);
 /* Journal records seen (own and others'), keyed by version. */
 gboolean fs_index_add_record (FsIndex *self, const FsRecord *record, GError **error);
 GPtrArray *fs_index_list_records (FsIndex *self, GError **error);
+/* Changes whenever a record is added (the largest rowid); -1 on error. */
+gint64 fs_index_get_record_marker (FsIndex *self, GError **error);
 
 /* Highest journal sequence seen per device (-1 when none). */
 gint64 fs_index_get_cursor (FsIndex *self, const gchar *device_id);

@@ -641,3 +641,116 @@ fs_scan (const gchar *root, GHashTable *base, GCancellable *cancellable, GError 
   result->ignore = g_steal_pointer (&ignore);
   return g_steal_pointer (&result);
 }
+
+/* Opens the directory @parent (relative, "" for @rootfd itself) one component
+ * at a time without following symbolic links; -1 with errno on failure. */
+static int
+open_parent (int rootfd, const gchar *parent)
+{
+  g_auto (GStrv) parts = *parent != '\0' ? g_strsplit (parent, "/", -1) : g_new0 (gchar *, 1);
+  int fd = dup (rootfd);
+
+  for (guint i = 0; fd >= 0 && parts[i] != NULL; i++)
+    {
+      int next = openat (fd, parts[i], O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
+      int saved = errno;
+      close (fd);
+      fd = next;
+      errno = saved;
+    }
+  return fd;
+}
+
+/* One path of fs_scan_paths(); FALSE with *@full when only a whole scan can
+ * tell (a directory, an ignore file, a non-ASCII name). */
+static gboolean
+scan_one (ScanState *state, int rootfd, const gchar *disk, gboolean *full, GError **error)
+{
+  g_autofree gchar *parent = g_path_get_dirname (disk);
+  g_autofree gchar *name = g_path_get_basename (disk);
+  struct stat st;
+  int dfd;
+  gboolean ok = TRUE;
+
+  if (g_str_equal (parent, "."))
+    {
+      g_free (parent);
+      parent = g_strdup ("");
+    }
+  if (g_str_has_prefix (name, INTERNAL_PREFIX) || strstr (disk, "/" INTERNAL_PREFIX) != NULL)
+    return TRUE;
+  /* Twins under Unicode normalization are only seen by listing a directory;
+   * a parent that went away or changed needs the walk too. */
+  if (!is_ascii (disk) || g_str_equal (name, IGNORE_FILE) || *disk == '\0' || *disk == '/'
+      || (dfd = open_parent (rootfd, parent)) < 0)
+    {
+      *full = TRUE;
+      return FALSE;
+    }
+  if (fstatat (dfd, name, &st, AT_SYMLINK_NOFOLLOW) != 0)
+    {
+      if (errno != ENOENT)
+        keep_unreadable_file (state, disk, g_strerror (errno));
+    }
+  else if (S_ISDIR (st.st_mode))
+    {
+      *full = TRUE;
+      ok = FALSE;
+    }
+  else if (fs_ignore_matches_path (state->ignore, disk, FALSE))
+    state->result->stats.skipped_ignored++;
+  else if (S_ISLNK (st.st_mode))
+    scan_symlink (state, dfd, name, disk, disk, &st);
+  else if (S_ISREG (st.st_mode))
+    ok = scan_file (state, dfd, name, disk, disk, &st, error);
+  else
+    {
+      state->result->stats.skipped_special++;
+      add_warning (state, _("Skipping %s ‘%s’"), special_kind_name (st.st_mode), disk);
+    }
+  close (dfd);
+  return ok;
+}
+
+FsScanResult *
+fs_scan_paths (const gchar *root, GHashTable *base, FsIgnore *ignore,
+               const gchar *const *paths, gboolean *needs_full, GCancellable *cancellable,
+               GError **error)
+{
+  g_autoptr (FsScanResult) result = NULL;
+  g_autofree guint8 *buffer = NULL;
+  ScanState state;
+  int fd;
+
+  g_return_val_if_fail (root != NULL && ignore != NULL && paths != NULL, NULL);
+
+  *needs_full = FALSE;
+  fs_gcrypt_init ();
+  fd = open (root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0)
+    {
+      int saved = errno;
+      g_set_error (error, G_IO_ERROR, g_io_error_from_errno (saved),
+                   _("Cannot open folder ‘%s’: %s"), root, g_strerror (saved));
+      return NULL;
+    }
+  result = g_new0 (FsScanResult, 1);
+  result->entries =
+    g_hash_table_new_full (g_str_hash, g_str_equal, g_free, (GDestroyNotify) fs_entry_free);
+  result->warnings = g_ptr_array_new_with_free_func (g_free);
+  result->stale_temps = g_ptr_array_new_with_free_func (g_free);
+  buffer = g_malloc (HASH_BUFFER_SIZE);
+  state.result = result;
+  state.base = base;
+  state.ignore = ignore;
+  state.cancellable = cancellable;
+  state.buffer = buffer;
+  for (guint i = 0; paths[i] != NULL; i++)
+    if (!scan_one (&state, fd, paths[i], needs_full, error))
+      {
+        close (fd);
+        return NULL;
+      }
+  close (fd);
+  return g_steal_pointer (&result);
+}

@@ -40,6 +40,16 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC (FsScanResult, fs_scan_result_free)
 FsScanResult *fs_scan (const gchar *root, GHashTable *base, GCancellable *cancellable,
                        GError **error);
 
+/* Only @paths (relative disk paths of files and symbolic links that may have
+ * changed; absent ones are left out of the result), under the rules of
+ * @ignore from an earlier fs_scan(); the result's ignore is NULL. When only
+ * a whole scan can tell (a path is a directory, an ignore file, not ASCII,
+ * below a directory that went away), returns NULL with *@needs_full set and
+ * no error. */
+FsScanResult *fs_scan_paths (const gchar *root, GHashTable *base, FsIgnore *ignore,
+                             const gchar *const *paths, gboolean *needs_full,
+                             GCancellable *cancellable, GError **error);
+
 /* SHA-256 of a file's content as lowercase hex. */
 gchar *fs_hash_file (const gchar *filename, guint64 *size, GCancellable *cancellable,
                      GError **error);

@@ -90,6 +90,58 @@ def test_live_changes_reach_the_other_daemon():
         stop_all(ws, a, b)
 
 
+def test_single_changes_skip_the_walk():
+    """After its first whole sync, the daemon syncs the paths the watcher
+    reported without walking the folder; what needs a walk (a new directory,
+    an ignore file, a non-ASCII name) still gets one, and ignored files stay
+    ignored either way."""
+    ws = Workspace("targeted")
+    key = ws.keyfile()
+    store = ws.remote()
+    a = DaemonDevice(ws, "A", store, key, wrapper=["env", "G_MESSAGES_DEBUG=FolderSync"])
+    b = DaemonDevice(ws, "B", store, key)
+    try:
+        write(a, ".foldersyncignore", b"*.tmp\nbuild/\n")
+        for i in range(20):
+            write(a, "docs/f%02d.txt" % i, b"first %d" % i)
+        os.makedirs(os.path.join(a.root, "build"))
+        # A's syncs come from its watcher only; B polls to see them.
+        for dev, poll in ((a, "3600"), (b, str(POLL_S))):
+            dev.start()
+            dev.add_folder("--batch-interval", str(BATCH_MS), "--poll-interval", poll)
+        wait_for(lambda: content(b, "docs/f19.txt") == b"first 19", 30, "the first sync")
+
+        def walks():
+            log = open(os.path.join(a.home, "daemon.log"), "rb").read().decode(errors="replace")
+            return log.count("without a walk")
+        before = walks()
+        write(a, "docs/f03.txt", b"edited")
+        wait_for(lambda: content(b, "docs/f03.txt") == b"edited", 30, "an edit")
+        os.unlink(os.path.join(a.root, "docs/f04.txt"))
+        wait_for(lambda: content(b, "docs/f04.txt") is None, 30, "a deletion")
+        write(a, "docs/new.txt", b"new")
+        write(a, "docs/scratch.tmp", b"ignored")
+        write(a, "build/out.o", b"ignored too")
+        wait_for(lambda: content(b, "docs/new.txt") == b"new", 30, "a new file")
+        targeted = walks() - before
+        print("# %d of the syncs went without a walk" % targeted)
+        check(targeted >= 3, "only %d targeted syncs for three separate changes" % targeted)
+        write(a, "docs/new dir/inside.txt", b"in a new directory")
+        write(a, "docs/\u00e9t\u00e9.txt", b"accented")
+        wait_for(lambda: content(b, "docs/new dir/inside.txt") == b"in a new directory", 30, "a new dir")
+        wait_for(lambda: content(b, "docs/\u00e9t\u00e9.txt") == b"accented", 30, "a non-ASCII name")
+        time.sleep(2 * BATCH_MS / 1000.0)
+        check(content(b, "docs/scratch.tmp") is None and content(b, "build/out.o") is None,
+              "an ignored file was synced")
+        converged_but_ignored = snapshot(b.root)
+        expected = {k: v for k, v in snapshot(a.root).items()
+                    if not k.endswith(b".tmp") and k != b"build" and not k.startswith(b"build/")}
+        check(converged_but_ignored == expected,
+              "B differs:\n" + diff_snapshots(expected, converged_but_ignored))
+    finally:
+        stop_all(ws, a, b)
+
+
 def test_many_files_make_few_batches():
     ws, a, b = pair("batches")
     try:
@@ -304,7 +356,7 @@ def test_folders_restored_after_restart():
 
 
 if __name__ == "__main__":
-    sys.exit(run_tests([test_live_changes_reach_the_other_daemon, test_many_files_make_few_batches,
+    sys.exit(run_tests([test_single_changes_skip_the_walk, test_live_changes_reach_the_other_daemon, test_many_files_make_few_batches,
                         test_polling_fallback_still_syncs, test_folders_restored_after_restart,
                         test_stop_releases_and_guard_holds, test_kernel_watch_limit_falls_back,
                         test_cli_activates_the_daemon,
