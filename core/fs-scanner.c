@@ -602,16 +602,14 @@ scan_dir (ScanState *state, int fd, const gchar *key_prefix, const gchar *disk_p
   return TRUE;
 }
 
-FsScanResult *
-fs_scan (const gchar *root, GHashTable *base, GCancellable *cancellable, GError **error)
+/* Opens @root (the fd is returned) and sets up an empty result in @state;
+ * the caller frees state->result and state->buffer. -1 on error. */
+static int
+scan_begin (ScanState *state, const gchar *root, GHashTable *base, FsIgnore *ignore,
+            GCancellable *cancellable, GError **error)
 {
-  g_autoptr (FsScanResult) result = NULL;
-  g_autoptr (FsIgnore) ignore = NULL;
-  g_autofree guint8 *buffer = NULL;
-  ScanState state;
+  FsScanResult *result;
   int fd;
-
-  g_return_val_if_fail (root != NULL, NULL);
 
   fs_gcrypt_init ();
   fd = open (root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -620,22 +618,37 @@ fs_scan (const gchar *root, GHashTable *base, GCancellable *cancellable, GError 
       int saved = errno;
       g_set_error (error, G_IO_ERROR, g_io_error_from_errno (saved),
                    _("Cannot open folder ‘%s’: %s"), root, g_strerror (saved));
-      return NULL;
+      return -1;
     }
-
   result = g_new0 (FsScanResult, 1);
   result->entries =
     g_hash_table_new_full (g_str_hash, g_str_equal, g_free, (GDestroyNotify) fs_entry_free);
   result->warnings = g_ptr_array_new_with_free_func (g_free);
   result->stale_temps = g_ptr_array_new_with_free_func (g_free);
-  ignore = fs_ignore_new ();
-  buffer = g_malloc (HASH_BUFFER_SIZE);
+  state->result = result;
+  state->base = base;
+  state->ignore = ignore;
+  state->cancellable = cancellable;
+  state->buffer = g_malloc (HASH_BUFFER_SIZE);
+  return fd;
+}
 
-  state.result = result;
-  state.base = base;
-  state.ignore = ignore;
-  state.cancellable = cancellable;
-  state.buffer = buffer;
+FsScanResult *
+fs_scan (const gchar *root, GHashTable *base, GCancellable *cancellable, GError **error)
+{
+  g_autoptr (FsScanResult) result = NULL;
+  g_autoptr (FsIgnore) ignore = fs_ignore_new ();
+  g_autofree guint8 *buffer = NULL;
+  ScanState state;
+  int fd;
+
+  g_return_val_if_fail (root != NULL, NULL);
+
+  fd = scan_begin (&state, root, base, ignore, cancellable, error);
+  if (fd < 0)
+    return NULL;
+  result = state.result;
+  buffer = state.buffer;
   if (!scan_dir (&state, fd, "", "", error))
     return NULL;
   result->ignore = g_steal_pointer (&ignore);
@@ -725,26 +738,11 @@ fs_scan_paths (const gchar *root, GHashTable *base, FsIgnore *ignore,
   g_return_val_if_fail (root != NULL && ignore != NULL && paths != NULL, NULL);
 
   *needs_full = FALSE;
-  fs_gcrypt_init ();
-  fd = open (root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  fd = scan_begin (&state, root, base, ignore, cancellable, error);
   if (fd < 0)
-    {
-      int saved = errno;
-      g_set_error (error, G_IO_ERROR, g_io_error_from_errno (saved),
-                   _("Cannot open folder ‘%s’: %s"), root, g_strerror (saved));
-      return NULL;
-    }
-  result = g_new0 (FsScanResult, 1);
-  result->entries =
-    g_hash_table_new_full (g_str_hash, g_str_equal, g_free, (GDestroyNotify) fs_entry_free);
-  result->warnings = g_ptr_array_new_with_free_func (g_free);
-  result->stale_temps = g_ptr_array_new_with_free_func (g_free);
-  buffer = g_malloc (HASH_BUFFER_SIZE);
-  state.result = result;
-  state.base = base;
-  state.ignore = ignore;
-  state.cancellable = cancellable;
-  state.buffer = buffer;
+    return NULL;
+  result = state.result;
+  buffer = state.buffer;
   for (guint i = 0; paths[i] != NULL; i++)
     if (!scan_one (&state, fd, paths[i], needs_full, error))
       {

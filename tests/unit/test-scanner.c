@@ -587,6 +587,68 @@ test_scanner_unreadable (void)
   remove_tree (root);
 }
 
+/* fs_scan_paths: only the given paths, the same entries a walk would give,
+ * and "needs a walk" where only a walk can tell. */
+static void
+test_scanner_paths (void)
+{
+  g_autofree gchar *root = make_tmp_dir ();
+  g_autofree gchar *outside = make_tmp_dir ();
+  g_autoptr (FsScanResult) whole = NULL;
+  g_autoptr (GHashTable) base = NULL;
+
+  write_file (root, ".foldersyncignore", "*.tmp\nbuild/\n");
+  write_file (root, "docs/a.txt", "a");
+  write_file (root, "docs/b.txt", "b");
+  write_file (root, "build/out.o", "o");
+  write_file (root, "docs/x.tmp", "x");
+  write_file (outside, "secret.txt", "s");
+  make_dir (root, "docs/sub");
+  {
+    g_autofree gchar *link = g_build_filename (root, "escape", NULL);
+    g_assert_cmpint (symlink (outside, link), ==, 0);
+  }
+  whole = scan (root, NULL);
+  base = as_base (whole);
+
+  {
+    const gchar *paths[] = { "docs/a.txt", "docs/gone.txt", "docs/x.tmp", "build/out.o", NULL };
+    gboolean full = TRUE;
+    g_autoptr (GError) error = NULL;
+    g_autoptr (FsScanResult) r = NULL;
+
+    write_file (root, "docs/a.txt", "changed");
+    r = fs_scan_paths (root, base, whole->ignore, paths, &full, NULL, &error);
+    g_assert_no_error (error);
+    g_assert_nonnull (r);
+    g_assert_false (full);
+    /* the changed file, hashed again; nothing for a path that is gone or ignored */
+    g_assert_cmpuint (g_hash_table_size (r->entries), ==, 1);
+    g_assert_nonnull (get (r, "docs/a.txt"));
+    g_assert_cmpstr (get (r, "docs/a.txt")->hash, !=, get (whole, "docs/a.txt")->hash);
+    g_assert_cmpuint (r->stats.files_hashed, ==, 1);
+  }
+  /* Only a walk can tell: a directory, an ignore file, a non-ASCII name, a
+   * path through a symbolic link (never followed). */
+  {
+    const gchar *cases[] = { "docs/sub", ".foldersyncignore", "docs/caf" NFC_E ".txt",
+                             "escape/secret.txt" };
+    for (guint i = 0; i < G_N_ELEMENTS (cases); i++)
+      {
+        const gchar *paths[] = { cases[i], NULL };
+        gboolean full = FALSE;
+        g_autoptr (GError) error = NULL;
+        g_autoptr (FsScanResult) r = fs_scan_paths (root, base, whole->ignore, paths, &full, NULL,
+                                                    &error);
+        g_assert_no_error (error);
+        g_assert_null (r);
+        g_assert_true (full);
+      }
+  }
+  remove_tree (root);
+  remove_tree (outside);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -600,5 +662,6 @@ main (int argc, char **argv)
   g_test_add_func ("/scanner/cancelled", test_scanner_cancelled);
   g_test_add_func ("/scanner/missing-root", test_scanner_missing_root);
   g_test_add_func ("/scanner/unreadable", test_scanner_unreadable);
+  g_test_add_func ("/scanner/paths", test_scanner_paths);
   return g_test_run ();
 }
