@@ -126,6 +126,13 @@ fs_base32_encode (const guint8 *data, gsize len)
 gchar *
 fs_path_normalize (const gchar *path)
 {
+  gboolean ascii = TRUE;
+
+  for (const gchar *p = path; *p != '\0' && ascii; p++)
+    ascii = (guchar) *p < 0x80;
+  /* ASCII is NFC already: no Unicode tables for most paths. */
+  if (ascii)
+    return g_strdup (path);
   if (!g_utf8_validate (path, -1, NULL))
     return NULL;
   return g_utf8_normalize (path, -1, G_NORMALIZE_NFC);

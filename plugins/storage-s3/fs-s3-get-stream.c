@@ -67,10 +67,20 @@ fs_s3_get_stream_read (GInputStream *stream, void *buffer, gsize count,
 {
   FsS3GetStream *self = FS_S3_GET_STREAM (stream);
 
-  if (self->end != G_MAXUINT64 && count > self->end - self->pos)
-    count = (gsize)(self->end - self->pos);
   if (count == 0)
     return 0;
+  if (self->end != G_MAXUINT64 && self->pos >= self->end)
+    {
+      /* At the end of the range: read the body to its end too, so libsoup
+       * sees it complete and keeps the connection for the next request
+       * (else every GET pays a new TCP connection). */
+      guint8 extra[64];
+      while (g_input_stream_read (self->inner, extra, sizeof extra, cancellable, NULL) > 0)
+        ;
+      return 0;
+    }
+  if (self->end != G_MAXUINT64 && count > self->end - self->pos)
+    count = (gsize)(self->end - self->pos);
 
   for (;;)
     {
