@@ -1,0 +1,77 @@
+"""The limit lines. (a) bench/pipeline-bench: the per-chunk pipeline alone
+(SHA-256 + zlib level 1 + AES-256-GCM seal; open + inflate + SHA-256) on one
+core and on all cores. (b) The server's own ceiling: plain
+`curl --aws-sigv4` requests, one 256 MiB PUT (and GET), and many small PUTs
+spread over max_workers curl processes that each keep one connection."""
+import json
+import os
+import subprocess
+import time
+
+from . import proc
+
+
+def pipeline(binary, files, seconds):
+    """-> {(data, op, threads): MB/s} and {(data, step): MB/s} and info."""
+    args = [binary, "--seconds", str(seconds), "--repeat", "3", "--mib", "32", "--object-mib", "256"]
+    args += ["%s=%s" % (label, path) for label, path in files]
+    r = proc.run(args).check("pipeline-bench")
+    pipe, steps, info = {}, {}, {}
+    for line in r.stdout.splitlines():
+        o = json.loads(line)
+        if o["kind"] == "pipeline":
+            pipe[(o["data"], o["op"], o["threads"])] = o["mb_s"]
+        elif o["kind"] == "step":
+            steps[(o["data"], o["step"])] = o["mb_s"]
+        else:
+            info = o
+    return pipe, steps, info
+
+
+def _curl_base(server):
+    return ["curl", "-sS", "--fail", "--aws-sigv4", "aws:amz:%s:s3" % server.region,
+            "--user", "%s:%s" % (server.access_key, server.secret_key),
+            "-H", "x-amz-content-sha256: UNSIGNED-PAYLOAD", "-H", "Expect:"]
+
+
+def big_put(server, path, key, repeat=2):
+    """Best wall time of @repeat single PUTs of @path; -> (seconds, bytes)."""
+    url = "%s/%s/%s" % (server.endpoint, server.bucket, key)
+    best = None
+    for _ in range(repeat):
+        r = proc.run(_curl_base(server) + ["-o", "/dev/null", "-T", path, url]).check("curl PUT")
+        best = r.wall if best is None else min(best, r.wall)
+    return best, os.path.getsize(path)
+
+
+def big_get(server, key, repeat=2):
+    url = "%s/%s/%s" % (server.endpoint, server.bucket, key)
+    best = None
+    for _ in range(repeat):
+        r = proc.run(_curl_base(server) + ["-o", "/dev/null", url]).check("curl GET")
+        best = r.wall if best is None else min(best, r.wall)
+    return best
+
+
+def small_puts(server, files, prefix, connections, work):
+    """PUTs every file of @files (absolute paths) under @prefix with
+    @connections curl processes (one kept-alive connection each);
+    -> (seconds, requests)."""
+    configs = []
+    for c in range(connections):
+        conf = os.path.join(work, "curl-small-%d.conf" % c)
+        with open(conf, "w") as f:
+            for i in range(c, len(files), connections):
+                f.write('url = "%s/%s/%s/%06d"\nupload-file = "%s"\noutput = "/dev/null"\n'
+                        % (server.endpoint, server.bucket, prefix, i, files[i]))
+        configs.append(conf)
+    t0 = time.monotonic()
+    procs = [subprocess.Popen(_curl_base(server) + ["-w", "%{http_code}\n", "-K", conf],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE) for conf in configs]
+    outs = [p.communicate() for p in procs]
+    wall = time.monotonic() - t0
+    ok = sum(o[0].decode().split().count("200") for o in outs)
+    if ok != len(files) or any(p.returncode for p in procs):
+        raise proc.RunError("curl small PUTs: %d of %d answered 200: %s"
+                            % (ok, len(files), b"".join(o[1] for o in outs)[-500:]))
+    return wall, len(files)
