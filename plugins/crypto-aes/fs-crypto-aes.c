@@ -1,10 +1,13 @@
 /* FsCryptoAes: the crypto-aes plugin. Derives the subkeys from the master
  * key, names objects, seals/opens object streams (FsSealStream,
  * FsOpenStream) and small records. The format is docs/format.md. */
+#include "config.h"
+
 #include <string.h>
 
 #include <gcrypt.h>
 #include <gmodule.h>
+#include <glib/gi18n-lib.h>
 
 #include "fs-crypto-aes.h"
 #include "fs-crypto-format.h"
@@ -41,7 +44,7 @@ no_key (FsCryptoAes *self, GError **error)
 {
   if (self->have_key)
     return FALSE;
-  g_set_error_literal (error, FS_CRYPTO_ERROR, FS_CRYPTO_ERROR_INVALID_KEY, "No key is set");
+  g_set_error_literal (error, FS_CRYPTO_ERROR, FS_CRYPTO_ERROR_INVALID_KEY, _("No key is set"));
   return TRUE;
 }
 
@@ -53,7 +56,7 @@ fs_crypto_aes_set_key (FsCrypto *crypto, const guint8 *key, gsize key_len, GErro
   if (key_len != FS_CRYPTO_KEY_SIZE)
     {
       g_set_error (error, FS_CRYPTO_ERROR, FS_CRYPTO_ERROR_INVALID_KEY,
-                   "The key must be %u bytes, not %" G_GSIZE_FORMAT, FS_CRYPTO_KEY_SIZE, key_len);
+                   _("The key must be %u bytes, not %zu"), FS_CRYPTO_KEY_SIZE, key_len);
       return FALSE;
     }
   derive (key, "foldersync v1 content", self->content_key);
@@ -159,7 +162,7 @@ fs_crypto_aes_seal_record (FsCrypto *crypto, GBytes *plain, const gchar *context
   if (!ok)
     {
       g_set_error_literal (error, FS_CRYPTO_ERROR, FS_CRYPTO_ERROR_FAILED,
-                           "AES-GCM failed to seal a record");
+                           _("AES-GCM failed to seal a record"));
       return NULL;
     }
   return g_bytes_new_take (g_steal_pointer (&out), out_len);
@@ -184,14 +187,13 @@ fs_crypto_aes_open_record (FsCrypto *crypto, GBytes *sealed, const gchar *contex
   if (sealed_len < 4 + FS_RECORD_NONCE_SIZE + FS_CRYPTO_TAG_SIZE)
     {
       g_set_error (error, FS_CRYPTO_ERROR, FS_CRYPTO_ERROR_CORRUPT,
-                   "Sealed record ‘%s’ is too short (%" G_GSIZE_FORMAT " bytes)", context,
-                   sealed_len);
+                   _("Sealed record ‘%s’ is too short (%zu bytes)"), context, sealed_len);
       return NULL;
     }
   if (memcmp (sealed_data, FS_RECORD_MAGIC, 4) != 0)
     {
       g_set_error (error, FS_CRYPTO_ERROR, FS_CRYPTO_ERROR_CORRUPT,
-                   "‘%s’ is not a sealed record (bad magic)", context);
+                   _("‘%s’ is not a sealed record (bad magic)"), context);
       return NULL;
     }
   plain_len = sealed_len - 4 - FS_RECORD_NONCE_SIZE - FS_CRYPTO_TAG_SIZE;
@@ -206,8 +208,8 @@ fs_crypto_aes_open_record (FsCrypto *crypto, GBytes *sealed, const gchar *contex
     {
       explicit_bzero (plain, plain_len);
       g_set_error (error, FS_CRYPTO_ERROR, FS_CRYPTO_ERROR_CORRUPT,
-                   "Sealed record ‘%s’ failed authentication (modified, moved, or sealed with "
-                   "another key)",
+                   _("Sealed record ‘%s’ failed authentication (modified, moved, or sealed with "
+                      "another key)"),
                    context);
       return NULL;
     }

@@ -4,9 +4,12 @@
  * Every length read from the wire is checked before anything is allocated.
  * Any failure is FS_CRYPTO_ERROR_CORRUPT (docs/format.md). Closing it closes
  * the source. */
+#include "config.h"
+
 #include <string.h>
 
 #include <zlib.h>
+#include <glib/gi18n-lib.h>
 
 #include "fs-crypto-format.h"
 #include "fs-crypto.h"
@@ -45,11 +48,11 @@ read_exact (GInputStream *source, guint8 *buf, gsize len, const gchar *what, gui
     {
       if (index == G_MAXUINT64)
         g_set_error (error, FS_CRYPTO_ERROR, FS_CRYPTO_ERROR_CORRUPT,
-                     "Sealed object is truncated in its %s", what);
+                     _("Sealed object is truncated in its %s"), what);
       else
         g_set_error (error, FS_CRYPTO_ERROR, FS_CRYPTO_ERROR_CORRUPT,
-                     "Sealed object is truncated in the %s of chunk %" G_GUINT64_FORMAT, what,
-                     index);
+                     _("Sealed object is truncated in the %s of chunk %llu"), what,
+                     (unsigned long long)index);
       return FALSE;
     }
   return TRUE;
@@ -73,16 +76,15 @@ read_chunk (FsOpenStream *self, GCancellable *cancellable, GError **error)
   if (got == 0)
     {
       g_set_error (error, FS_CRYPTO_ERROR, FS_CRYPTO_ERROR_CORRUPT,
-                   "Sealed object is truncated: it ends after chunk %" G_GUINT64_FORMAT
-                   " without a last chunk",
-                   self->index);
+                   _("Sealed object is truncated: it ends after chunk %llu without a last chunk"),
+                   (unsigned long long)self->index);
       return FALSE;
     }
   if (got != 4)
     {
       g_set_error (error, FS_CRYPTO_ERROR, FS_CRYPTO_ERROR_CORRUPT,
-                   "Sealed object is truncated in the length of chunk %" G_GUINT64_FORMAT,
-                   self->index);
+                   _("Sealed object is truncated in the length of chunk %llu"),
+                   (unsigned long long)self->index);
       return FALSE;
     }
   frame = fs_get_u32_be (frame_bytes);
@@ -91,12 +93,11 @@ read_chunk (FsOpenStream *self, GCancellable *cancellable, GError **error)
   if (sealed_len < FS_OBJECT_MIN_SEALED_CHUNK || sealed_len > FS_OBJECT_MAX_SEALED_CHUNK)
     {
       g_set_error (error, FS_CRYPTO_ERROR, FS_CRYPTO_ERROR_CORRUPT,
-                   "Chunk %" G_GUINT64_FORMAT " has an impossible length (%" G_GSIZE_FORMAT
-                   " bytes)",
-                   self->index, sealed_len);
+                   _("Chunk %llu has an impossible length (%zu bytes)"),
+                   (unsigned long long)self->index, sealed_len);
       return FALSE;
     }
-  if (!read_exact (self->source, self->sealed, sealed_len, "body", self->index, cancellable,
+  if (!read_exact (self->source, self->sealed, sealed_len, _("body"), self->index, cancellable,
                    error))
     return FALSE;
 
@@ -109,9 +110,9 @@ read_chunk (FsOpenStream *self, GCancellable *cancellable, GError **error)
                            self->sealed + data_len))
     {
       g_set_error (error, FS_CRYPTO_ERROR, FS_CRYPTO_ERROR_CORRUPT,
-                   "Chunk %" G_GUINT64_FORMAT " failed authentication (modified, reordered, "
-                   "moved from another object, or sealed with another key)",
-                   self->index);
+                   _("Chunk %llu failed authentication (modified, reordered, "
+                      "moved from another object, or sealed with another key)"),
+                   (unsigned long long)self->index);
       return FALSE;
     }
 
@@ -133,8 +134,9 @@ read_chunk (FsOpenStream *self, GCancellable *cancellable, GError **error)
       if (rc != Z_OK || src_len != data_len - 1)
         {
           g_set_error (error, FS_CRYPTO_ERROR, FS_CRYPTO_ERROR_CORRUPT,
-                       "Chunk %" G_GUINT64_FORMAT " does not inflate to at most one chunk (%s)",
-                       self->index, rc == Z_OK ? "trailing data" : zError (rc));
+                       _("Chunk %llu does not inflate to at most one chunk (%s)"),
+                       (unsigned long long)self->index,
+                       rc == Z_OK ? _("trailing data") : zError (rc));
           return FALSE;
         }
       self->avail = self->plain;
@@ -143,23 +145,22 @@ read_chunk (FsOpenStream *self, GCancellable *cancellable, GError **error)
   else
     {
       g_set_error (error, FS_CRYPTO_ERROR, FS_CRYPTO_ERROR_CORRUPT,
-                   "Chunk %" G_GUINT64_FORMAT " has an unknown encoding %u", self->index,
+                   _("Chunk %llu has an unknown encoding %u"), (unsigned long long)self->index,
                    self->sealed[0]);
       return FALSE;
     }
   if (!last && self->avail_len != FS_OBJECT_CHUNK_SIZE)
     {
       g_set_error (error, FS_CRYPTO_ERROR, FS_CRYPTO_ERROR_CORRUPT,
-                   "Chunk %" G_GUINT64_FORMAT " is not the last one but holds %" G_GSIZE_FORMAT
-                   " bytes instead of %u",
-                   self->index, self->avail_len, FS_OBJECT_CHUNK_SIZE);
+                   _("Chunk %llu is not the last one but holds %zu bytes instead of %u"),
+                   (unsigned long long)self->index, self->avail_len, FS_OBJECT_CHUNK_SIZE);
       return FALSE;
     }
   if (last && self->avail_len == 0 && self->index > 0)
     {
       g_set_error (error, FS_CRYPTO_ERROR, FS_CRYPTO_ERROR_CORRUPT,
-                   "Chunk %" G_GUINT64_FORMAT " is an empty last chunk after a full one",
-                   self->index);
+                   _("Chunk %llu is an empty last chunk after a full one"),
+                   (unsigned long long)self->index);
       return FALSE;
     }
   if (last)
@@ -171,8 +172,8 @@ read_chunk (FsOpenStream *self, GCancellable *cancellable, GError **error)
       if (got != 0)
         {
           g_set_error (error, FS_CRYPTO_ERROR, FS_CRYPTO_ERROR_CORRUPT,
-                       "Sealed object has data after its last chunk (%" G_GUINT64_FORMAT ")",
-                       self->index);
+                       _("Sealed object has data after its last chunk (%llu)"),
+                       (unsigned long long)self->index);
           return FALSE;
         }
       self->done = TRUE;
@@ -268,41 +269,40 @@ fs_open_stream_new (GInputStream *sealed, const guint8 *content_key, GBytes **he
   g_autofree guint8 *buf = NULL;
 
   self->source = g_object_ref (sealed);
-  if (!read_exact (sealed, self->preamble, FS_OBJECT_PREAMBLE_SIZE, "preamble", G_MAXUINT64,
+  if (!read_exact (sealed, self->preamble, FS_OBJECT_PREAMBLE_SIZE, _("preamble"), G_MAXUINT64,
                    cancellable, error))
     return NULL;
   if (memcmp (self->preamble, FS_OBJECT_MAGIC, 4) != 0)
     {
       g_set_error_literal (error, FS_CRYPTO_ERROR, FS_CRYPTO_ERROR_CORRUPT,
-                           "Not a sealed object (bad magic)");
+                           _("Not a sealed object (bad magic)"));
       return NULL;
     }
   if (self->preamble[4] != FS_OBJECT_VERSION)
     {
       g_set_error (error, FS_CRYPTO_ERROR, FS_CRYPTO_ERROR_CORRUPT,
-                   "Sealed object has format version %u, this version reads %u",
+                   _("Sealed object has format version %u, this version reads %u"),
                    self->preamble[4], FS_OBJECT_VERSION);
       return NULL;
     }
   if (self->preamble[5] != 0 || self->preamble[6] != 0 || self->preamble[7] != 0)
     {
       g_set_error_literal (error, FS_CRYPTO_ERROR, FS_CRYPTO_ERROR_CORRUPT,
-                           "Sealed object has unknown flags set");
+                           _("Sealed object has unknown flags set"));
       return NULL;
     }
 
-  if (!read_exact (sealed, len_bytes, 4, "header length", G_MAXUINT64, cancellable, error))
+  if (!read_exact (sealed, len_bytes, 4, _("header length"), G_MAXUINT64, cancellable, error))
     return NULL;
   sealed_len = fs_get_u32_be (len_bytes);
   if (sealed_len < FS_CRYPTO_TAG_SIZE || sealed_len > FS_OBJECT_MAX_HEADER + FS_CRYPTO_TAG_SIZE)
     {
       g_set_error (error, FS_CRYPTO_ERROR, FS_CRYPTO_ERROR_CORRUPT,
-                   "Sealed object header has an impossible length (%" G_GSIZE_FORMAT " bytes)",
-                   sealed_len);
+                   _("Sealed object header has an impossible length (%zu bytes)"), sealed_len);
       return NULL;
     }
   buf = g_malloc (sealed_len);
-  if (!read_exact (sealed, buf, sealed_len, "header", G_MAXUINT64, cancellable, error))
+  if (!read_exact (sealed, buf, sealed_len, _("header"), G_MAXUINT64, cancellable, error))
     return NULL;
 
   fs_crypto_object_key (content_key, self->preamble + 8, object_key);
@@ -311,7 +311,7 @@ fs_open_stream_new (GInputStream *sealed, const guint8 *content_key, GBytes **he
   if (self->cipher == NULL)
     {
       g_set_error_literal (error, FS_CRYPTO_ERROR, FS_CRYPTO_ERROR_FAILED,
-                           "libgcrypt cannot set up AES-256-GCM");
+                           _("libgcrypt cannot set up AES-256-GCM"));
       return NULL;
     }
   header_len = sealed_len - FS_CRYPTO_TAG_SIZE;
@@ -320,8 +320,8 @@ fs_open_stream_new (GInputStream *sealed, const guint8 *content_key, GBytes **he
                            header_len, buf + header_len))
     {
       g_set_error_literal (error, FS_CRYPTO_ERROR, FS_CRYPTO_ERROR_CORRUPT,
-                           "Sealed object header failed authentication (modified, or sealed "
-                           "with another key)");
+                           _("Sealed object header failed authentication (modified, or sealed "
+                              "with another key)"));
       return NULL;
     }
 

@@ -1,9 +1,12 @@
 /* FsSealStream: seals an object (preamble, header, 1 MiB chunks) while it is
  * read, so memory stays at about two chunks whatever the size of the source.
  * The format is in docs/format.md. Closing it closes the source. */
+#include "config.h"
+
 #include <string.h>
 
 #include <zlib.h>
+#include <glib/gi18n-lib.h>
 
 #include "fs-crypto-format.h"
 #include "fs-crypto.h"
@@ -102,7 +105,8 @@ produce_chunk (FsSealStream *self, GCancellable *cancellable, GError **error)
       if (rc != Z_OK)
         {
           g_set_error (error, FS_CRYPTO_ERROR, FS_CRYPTO_ERROR_FAILED,
-                       "zlib failed to compress chunk %" G_GUINT64_FORMAT " (%d)", self->index, rc);
+                       _("zlib failed to compress chunk %llu (%d)"),
+                       (unsigned long long)self->index, rc);
           return FALSE;
         }
       if (zlen < n)
@@ -130,7 +134,7 @@ produce_chunk (FsSealStream *self, GCancellable *cancellable, GError **error)
                            self->out + 5 + data_len))
     {
       g_set_error (error, FS_CRYPTO_ERROR, FS_CRYPTO_ERROR_FAILED,
-                   "AES-GCM failed on chunk %" G_GUINT64_FORMAT, self->index);
+                   _("AES-GCM failed on chunk %llu"), (unsigned long long)self->index);
       return FALSE;
     }
   fs_put_u32_be (self->out, (1 + data_len + FS_CRYPTO_TAG_SIZE) | (last ? FS_OBJECT_FRAME_LAST : 0));
@@ -222,8 +226,8 @@ fs_seal_stream_new (GInputStream *plain, GBytes *header, const guint8 *content_k
   if (header_len > FS_OBJECT_MAX_HEADER)
     {
       g_set_error (error, FS_CRYPTO_ERROR, FS_CRYPTO_ERROR_FAILED,
-                   "Object header of %" G_GSIZE_FORMAT " bytes is larger than the %u allowed",
-                   header_len, FS_OBJECT_MAX_HEADER);
+                   _("Object header of %zu bytes is larger than the %u allowed"), header_len,
+                   FS_OBJECT_MAX_HEADER);
       return NULL;
     }
 
@@ -241,7 +245,7 @@ fs_seal_stream_new (GInputStream *plain, GBytes *header, const guint8 *content_k
   if (self->cipher == NULL)
     {
       g_set_error_literal (error, FS_CRYPTO_ERROR, FS_CRYPTO_ERROR_FAILED,
-                           "libgcrypt cannot set up AES-256-GCM");
+                           _("libgcrypt cannot set up AES-256-GCM"));
       return NULL;
     }
 
@@ -258,7 +262,7 @@ fs_seal_stream_new (GInputStream *plain, GBytes *header, const guint8 *content_k
                            self->out + FS_OBJECT_PREAMBLE_SIZE + 4 + header_len))
     {
       g_set_error_literal (error, FS_CRYPTO_ERROR, FS_CRYPTO_ERROR_FAILED,
-                           "AES-GCM failed on the object header");
+                           _("AES-GCM failed on the object header"));
       return NULL;
     }
   self->out_len = FS_OBJECT_PREAMBLE_SIZE + 4 + header_len + FS_CRYPTO_TAG_SIZE;

@@ -3,10 +3,13 @@
  * derived from a short token with Argon2id, stores it in the bucket-level
  * pairing area, and redeems, expires and cleans it up. The format is
  * docs/format.md, "Pairing envelopes". */
+#include "config.h"
+
 #include <string.h>
 
 #include <gcrypt.h>
 #include <gmodule.h>
+#include <glib/gi18n-lib.h>
 
 #include "fs-error.h"
 #include "fs-gcrypt.h"
@@ -147,7 +150,7 @@ derive_keys (FsPairingToken *self, const guint8 symbols[FS_TOKEN_SYMBOLS], Envel
     {
       explicit_bzero (seed, sizeof seed);
       g_set_error (error, FS_PAIRING_ERROR, FS_PAIRING_ERROR_FAILED,
-                   "Cannot derive the pairing key (Argon2id, %u MiB): %s",
+                   _("Cannot derive the pairing key (Argon2id, %u MiB): %s"),
                    self->argon2_memory_kib / 1024, gcry_strerror (err));
       return FALSE;
     }
@@ -236,7 +239,7 @@ seal_envelope (const EnvelopeKeys *keys, GBytes *plaintext, guint64 expires, GEr
       explicit_bzero (out, total);
       g_free (out);
       g_set_error_literal (error, FS_PAIRING_ERROR, FS_PAIRING_ERROR_FAILED,
-                           "Cannot seal the pairing envelope: libgcrypt AES-256-GCM failed");
+                           _("Cannot seal the pairing envelope: libgcrypt AES-256-GCM failed"));
       return NULL;
     }
   return g_bytes_new_take (out, total);
@@ -253,7 +256,7 @@ format_time (guint64 unix_seconds)
 {
   g_autoptr (GDateTime) dt = g_date_time_new_from_unix_utc ((gint64) MIN (unix_seconds,
                                                                           253402300799));
-  return dt != NULL ? g_date_time_format_iso8601 (dt) : g_strdup ("(out of range)");
+  return dt != NULL ? g_date_time_format_iso8601 (dt) : g_strdup (_("(out of range)"));
 }
 
 /* ---- FsPairing ---------------------------------------------------------------- */
@@ -270,14 +273,14 @@ fs_pairing_token_issue (FsPairing *pairing, FsStorage *storage, GBytes *envelope
   if (ttl_seconds == 0 || ttl_seconds > FS_PAIRING_MAX_TTL)
     {
       g_set_error (error, FS_PAIRING_ERROR, FS_PAIRING_ERROR_INVALID,
-                   "A pairing token lives 1 to %u seconds, not %u", FS_PAIRING_MAX_TTL,
+                   _("A pairing token lives 1 to %u seconds, not %u"), FS_PAIRING_MAX_TTL,
                    ttl_seconds);
       return NULL;
     }
   if (g_bytes_get_size (envelope) > FS_PAIRING_MAX_ENVELOPE)
     {
       g_set_error (error, FS_PAIRING_ERROR, FS_PAIRING_ERROR_INVALID,
-                   "A pairing envelope holds at most %u bytes, not %" G_GSIZE_FORMAT,
+                   _("A pairing envelope holds at most %u bytes, not %zu"),
                    FS_PAIRING_MAX_ENVELOPE, g_bytes_get_size (envelope));
       return NULL;
     }
@@ -323,7 +326,7 @@ fs_pairing_token_issue (FsPairing *pairing, FsStorage *storage, GBytes *envelope
           || attempt == ISSUE_ATTEMPTS)
         {
           g_propagate_prefixed_error (error, g_steal_pointer (&local_error),
-                                      "Cannot store the pairing envelope: ");
+                                      _("Cannot store the pairing envelope: "));
           return NULL;
         }
       g_debug ("Pairing envelope %s already exists; trying another token", keys.object_key);
@@ -379,15 +382,15 @@ fs_pairing_token_redeem (FsPairing *pairing, FsStorage *storage, const gchar *to
     {
       if (g_error_matches (local_error, FS_STORAGE_ERROR, FS_STORAGE_ERROR_NOT_FOUND))
         g_set_error_literal (error, FS_PAIRING_ERROR, FS_PAIRING_ERROR_NOT_FOUND,
-                             "No pairing envelope for this token: it was already used, it "
-                             "expired and was cleaned up, or the token is mistyped");
+                             _("No pairing envelope for this token: it was already used, it "
+                                "expired and was cleaned up, or the token is mistyped"));
       else if (g_error_matches (local_error, FS_STORAGE_ERROR, FS_STORAGE_ERROR_INVALID))
         g_set_error (error, FS_PAIRING_ERROR, FS_PAIRING_ERROR_FAILED,
-                     "The pairing envelope %s is not a valid envelope: %s", keys.object_key,
+                     _("The pairing envelope %s is not a valid envelope: %s"), keys.object_key,
                      local_error->message);
       else
         g_propagate_prefixed_error (error, g_steal_pointer (&local_error),
-                                    "Cannot fetch the pairing envelope: ");
+                                    _("Cannot fetch the pairing envelope: "));
       return NULL;
     }
 
@@ -395,8 +398,8 @@ fs_pairing_token_redeem (FsPairing *pairing, FsStorage *storage, const gchar *to
   if (len < OVERHEAD || memcmp (data, ENVELOPE_MAGIC, MAGIC_SIZE) != 0)
     {
       g_set_error (error, FS_PAIRING_ERROR, FS_PAIRING_ERROR_FAILED,
-                   "The pairing envelope %s is not a version 1 envelope (bad magic or "
-                   "%" G_GSIZE_FORMAT " bytes): it was modified or damaged on the storage",
+                   _("The pairing envelope %s is not a version 1 envelope (bad magic or "
+                      "%zu bytes): it was modified or damaged on the storage"),
                    keys.object_key, len);
       return NULL;
     }
@@ -412,8 +415,8 @@ fs_pairing_token_redeem (FsPairing *pairing, FsStorage *storage, const gchar *to
       explicit_bzero (plain, plain_len);
       g_free (plain);
       g_set_error (error, FS_PAIRING_ERROR, FS_PAIRING_ERROR_FAILED,
-                   "The pairing envelope %s failed authentication: it was modified or "
-                   "damaged on the storage",
+                   _("The pairing envelope %s failed authentication: it was modified or "
+                      "damaged on the storage"),
                    keys.object_key);
       return NULL;
     }
@@ -431,8 +434,8 @@ fs_pairing_token_redeem (FsPairing *pairing, FsStorage *storage, const gchar *to
         g_warning ("Cannot delete the expired pairing envelope %s: %s", keys.object_key,
                    delete_error->message);
       g_set_error (error, FS_PAIRING_ERROR, FS_PAIRING_ERROR_EXPIRED,
-                   "The pairing token expired at %s (this device's clock says %s); generate "
-                   "a new one",
+                   _("The pairing token expired at %s (this device's clock says %s); generate "
+                      "a new one"),
                    expired_at, now_text);
       return NULL;
     }
@@ -460,7 +463,7 @@ read_expiry (FsStorage *storage, const gchar *key, guint64 *expires, GError **er
   if (got < sizeof head || memcmp (head, ENVELOPE_MAGIC, MAGIC_SIZE) != 0)
     {
       g_set_error (error, FS_PAIRING_ERROR, FS_PAIRING_ERROR_INVALID,
-                   "%s is not a version 1 pairing envelope", key);
+                   _("%s is not a version 1 pairing envelope"), key);
       return FALSE;
     }
   *expires = get_u64_be (head + MAGIC_SIZE);
@@ -480,7 +483,7 @@ fs_pairing_token_cleanup (FsPairing *pairing, FsStorage *storage, guint *n_remov
   objects = fs_storage_list_all (storage, PAIRING_AREA, NULL, error);
   if (objects == NULL)
     {
-      g_prefix_error (error, "Cannot list the pairing area %s: ", PAIRING_AREA);
+      g_prefix_error (error, _("Cannot list the pairing area %s: "), PAIRING_AREA);
       return FALSE;
     }
   for (guint i = 0; i < objects->len; i++)
@@ -504,14 +507,14 @@ fs_pairing_token_cleanup (FsPairing *pairing, FsStorage *storage, guint *n_remov
               continue;
             }
           g_propagate_prefixed_error (error, g_steal_pointer (&local_error),
-                                      "Cannot read the pairing envelope %s: ", obj->key);
+                                      _("Cannot read the pairing envelope %s: "), obj->key);
           return FALSE;
         }
       if (now < expires)
         continue;
       if (!fs_storage_delete (storage, obj->key, error))
         {
-          g_prefix_error (error, "Cannot delete the expired pairing envelope %s: ", obj->key);
+          g_prefix_error (error, _("Cannot delete the expired pairing envelope %s: "), obj->key);
           return FALSE;
         }
       removed++;

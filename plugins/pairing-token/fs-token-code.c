@@ -1,9 +1,12 @@
 /* The short pairing token: Crockford base32 symbols with a check symbol
  * over GF(32), which catches every single-symbol substitution and every
  * transposition of two symbols (adjacent or not) before any request. */
+#include "config.h"
+
 #include <string.h>
 
 #include <gcrypt.h>
+#include <glib/gi18n-lib.h>
 
 #include "fs-error.h"
 #include "fs-gcrypt.h"
@@ -84,7 +87,7 @@ fs_token_parse (const gchar *text, guint8 symbols[FS_TOKEN_SYMBOLS], GError **er
   if (!g_utf8_validate (text, -1, NULL))
     {
       g_set_error_literal (error, FS_PAIRING_ERROR, FS_PAIRING_ERROR_INVALID,
-                           "Invalid pairing token: it is not valid UTF-8 text");
+                           _("Invalid pairing token: it is not valid UTF-8 text"));
       return FALSE;
     }
   /* Messages name positions, never characters: the token is a secret, and
@@ -101,23 +104,23 @@ fs_token_parse (const gchar *text, guint8 symbols[FS_TOKEN_SYMBOLS], GError **er
       if (v == -2)
         {
           g_set_error (error, FS_PAIRING_ERROR, FS_PAIRING_ERROR_INVALID,
-                       "Invalid pairing token: character %u is a U, which tokens never "
-                       "contain",
+                       _("Invalid pairing token: character %u is a U, which tokens never "
+                          "contain"),
                        position);
           return FALSE;
         }
       if (v < 0)
         {
           g_set_error (error, FS_PAIRING_ERROR, FS_PAIRING_ERROR_INVALID,
-                       "Invalid pairing token: character %u is not a letter or digit of a "
-                       "token",
+                       _("Invalid pairing token: character %u is not a letter or digit of a "
+                          "token"),
                        position);
           return FALSE;
         }
       if (n == FS_TOKEN_SYMBOLS)
         {
           g_set_error (error, FS_PAIRING_ERROR, FS_PAIRING_ERROR_INVALID,
-                       "Invalid pairing token: more than %u letters and digits",
+                       _("Invalid pairing token: more than %u letters and digits"),
                        FS_TOKEN_SYMBOLS);
           return FALSE;
         }
@@ -126,15 +129,15 @@ fs_token_parse (const gchar *text, guint8 symbols[FS_TOKEN_SYMBOLS], GError **er
   if (n < FS_TOKEN_SYMBOLS)
     {
       g_set_error (error, FS_PAIRING_ERROR, FS_PAIRING_ERROR_INVALID,
-                   "Invalid pairing token: %u of %u letters and digits", n, FS_TOKEN_SYMBOLS);
+                   _("Invalid pairing token: %u of %u letters and digits"), n, FS_TOKEN_SYMBOLS);
       return FALSE;
     }
   if (fs_token_syndrome (symbols, FS_TOKEN_SYMBOLS) != 0)
     {
       explicit_bzero (symbols, FS_TOKEN_SYMBOLS);
       g_set_error_literal (error, FS_PAIRING_ERROR, FS_PAIRING_ERROR_INVALID,
-                           "Invalid pairing token: its check character does not match, a "
-                           "character is mistyped or two are swapped");
+                           _("Invalid pairing token: its check character does not match, a "
+                              "character is mistyped or two are swapped"));
       return FALSE;
     }
   return TRUE;

@@ -20,6 +20,7 @@
 
 #include <gio/gunixinputstream.h>
 #include <gmodule.h>
+#include <glib/gi18n-lib.h>
 
 #include "fs-error.h"
 #include "fs-range-input-stream.h"
@@ -79,7 +80,9 @@ storage_code_from_errno (int errsv)
 static gboolean
 set_errno_error (GError **error, int errsv, gint code, const gchar *what, const gchar *name)
 {
-  g_set_error (error, FS_STORAGE_ERROR, code, "%s ‘%s’: %s", what, name, g_strerror (errsv));
+  /* TRANSLATORS: "Could not open object ‘notes/a.txt’: Permission denied"; the
+   * first %s is one of the "Could not …" phrases. */
+  g_set_error (error, FS_STORAGE_ERROR, code, _("%s ‘%s’: %s"), what, name, g_strerror (errsv));
   return FALSE;
 }
 
@@ -122,14 +125,14 @@ check_key (const gchar *key, GError **error)
   if (key == NULL || *key == '\0')
     {
       g_set_error_literal (error, FS_STORAGE_ERROR, FS_STORAGE_ERROR_INVALID,
-                           "The empty key is not a valid object key");
+                           _("The empty key is not a valid object key"));
       return FALSE;
     }
   if (key[0] == '/' || !segments_are_valid (key, strlen (key)))
     {
       g_set_error (error, FS_STORAGE_ERROR, FS_STORAGE_ERROR_INVALID,
-                   "Key ‘%s’ is not valid: it must be relative, without empty, ‘.’, ‘..’ or "
-                   "‘" RESERVED_PREFIX "…’ segments",
+                   _("Key ‘%s’ is not valid: it must be relative, without empty, ‘.’, ‘..’ or "
+                      "‘.fs-…’ segments"),
                    key);
       return FALSE;
     }
@@ -146,7 +149,7 @@ dup_root (FsStorageLocal *self, GError **error)
   g_mutex_unlock (&self->lock);
   if (root == NULL)
     g_set_error_literal (error, FS_STORAGE_ERROR, FS_STORAGE_ERROR_INVALID,
-                         "The local store is not configured (no ‘root’ directory)");
+                         _("The local store is not configured (no ‘root’ directory)"));
   return root;
 }
 
@@ -231,7 +234,7 @@ make_parents (const gchar *root, const gchar *key, GError **error)
           return set_errno_error (error, errsv,
                                   errsv == ENOTDIR ? FS_STORAGE_ERROR_INVALID
                                                    : storage_code_from_errno (errsv),
-                                  "Could not create directory", path->str);
+                                  _("Could not create directory"), path->str);
         }
       p = slash + 1;
     }
@@ -250,8 +253,8 @@ take_lock (const gchar *root, int operation, GError **error)
   if (fd < 0)
     {
       int errsv = errno;
-      set_errno_error (error, errsv, storage_code_from_errno (errsv), "Could not open lock file",
-                       path);
+      set_errno_error (error, errsv, storage_code_from_errno (errsv),
+                       _("Could not open lock file"), path);
       return -1;
     }
   while (flock (fd, operation) < 0)
@@ -260,7 +263,7 @@ take_lock (const gchar *root, int operation, GError **error)
       if (errsv == EINTR)
         continue;
       close (fd);
-      set_errno_error (error, errsv, storage_code_from_errno (errsv), "Could not lock", path);
+      set_errno_error (error, errsv, storage_code_from_errno (errsv), _("Could not lock"), path);
       return -1;
     }
   return fd;
@@ -320,14 +323,14 @@ fs_storage_local_configure (FsStorage *storage, GHashTable *settings, GError **e
   if (root == NULL || *root == '\0')
     {
       g_set_error_literal (error, FS_STORAGE_ERROR, FS_STORAGE_ERROR_INVALID,
-                           "Setting ‘root’ (the store directory) is missing");
+                           _("Setting ‘root’ (the store directory) is missing"));
       return FALSE;
     }
   abs_root = g_canonicalize_filename (root, NULL);
   if (stat (abs_root, &st) < 0 || !S_ISDIR (st.st_mode))
     {
       g_set_error (error, FS_STORAGE_ERROR, FS_STORAGE_ERROR_NO_BUCKET,
-                   "Store directory ‘%s’ does not exist", abs_root);
+                   _("Store directory ‘%s’ does not exist"), abs_root);
       return FALSE;
     }
   remove_stale_temp_files (abs_root);
@@ -356,12 +359,13 @@ fs_storage_local_stat (FsStorage *storage, const gchar *key, GError **error)
   if (lstat (path, &st) < 0)
     {
       int errsv = errno;
-      set_errno_error (error, errsv, storage_code_from_errno (errsv), "Could not stat object", key);
+      set_errno_error (error, errsv, storage_code_from_errno (errsv), _("Could not stat object"),
+                       key);
       return NULL;
     }
   if (!S_ISREG (st.st_mode))
     {
-      g_set_error (error, FS_STORAGE_ERROR, FS_STORAGE_ERROR_NOT_FOUND, "No object ‘%s’", key);
+      g_set_error (error, FS_STORAGE_ERROR, FS_STORAGE_ERROR_NOT_FOUND, _("No object ‘%s’"), key);
       return NULL;
     }
   version = version_from_stat (&st);
@@ -383,7 +387,7 @@ fs_storage_local_get (FsStorage *storage, const gchar *key, guint64 offset, gint
   if (length < -1)
     {
       g_set_error (error, FS_STORAGE_ERROR, FS_STORAGE_ERROR_INVALID,
-                   "Invalid range length %" G_GINT64_FORMAT " for ‘%s’", length, key);
+                   _("Invalid range length %lld for ‘%s’"), (long long)length, key);
       return NULL;
     }
   path = g_build_filename (root, key, NULL);
@@ -393,13 +397,13 @@ fs_storage_local_get (FsStorage *storage, const gchar *key, guint64 offset, gint
       int errsv = errno;
       set_errno_error (
         error, errsv, errsv == ELOOP ? FS_STORAGE_ERROR_NOT_FOUND : storage_code_from_errno (errsv),
-        "Could not open object", key);
+        _("Could not open object"), key);
       return NULL;
     }
   if (fstat (fd, &st) < 0 || !S_ISREG (st.st_mode))
     {
       close (fd);
-      g_set_error (error, FS_STORAGE_ERROR, FS_STORAGE_ERROR_NOT_FOUND, "No object ‘%s’", key);
+      g_set_error (error, FS_STORAGE_ERROR, FS_STORAGE_ERROR_NOT_FOUND, _("No object ‘%s’"), key);
       return NULL;
     }
   /* A range starting at or past the end reads nothing; one running past the
@@ -410,8 +414,8 @@ fs_storage_local_get (FsStorage *storage, const gchar *key, guint64 offset, gint
     {
       int errsv = errno;
       close (fd);
-      set_errno_error (error, errsv, storage_code_from_errno (errsv), "Could not seek in object",
-                       key);
+      set_errno_error (error, errsv, storage_code_from_errno (errsv),
+                       _("Could not seek in object"), key);
       return NULL;
     }
   base = g_unix_input_stream_new (fd, TRUE);
@@ -439,7 +443,7 @@ copy_source (int fd, GInputStream *source, const gchar *key, GCancellable *cance
       n = g_input_stream_read (source, buf, COPY_BUFFER_SIZE, cancellable, error);
       if (n < 0)
         {
-          g_prefix_error (error, "Reading the data for ‘%s’: ", key);
+          g_prefix_error (error, _("Reading the data for ‘%s’: "), key);
           return FALSE;
         }
       if (n == 0)
@@ -448,7 +452,7 @@ copy_source (int fd, GInputStream *source, const gchar *key, GCancellable *cance
         {
           int errsv = errno;
           return set_errno_error (error, errsv, storage_code_from_errno (errsv),
-                                  "Could not write object", key);
+                                  _("Could not write object"), key);
         }
     }
 }
@@ -497,7 +501,7 @@ publish (const gchar *root, const gchar *tmp, const gchar *path, const gchar *ke
         {
           close (lock_fd);
           g_set_error (error, FS_STORAGE_ERROR, FS_STORAGE_ERROR_PRECONDITION_FAILED,
-                       "Object ‘%s’ already exists", key);
+                       _("Object ‘%s’ already exists"), key);
           return FALSE;
         }
       if (linked)
@@ -512,7 +516,8 @@ publish (const gchar *root, const gchar *tmp, const gchar *path, const gchar *ke
         {
           close (lock_fd);
           g_set_error (error, FS_STORAGE_ERROR, FS_STORAGE_ERROR_PRECONDITION_FAILED,
-                       "Object ‘%s’ does not exist (expected version %s)", key, expected_version);
+                       _("Object ‘%s’ does not exist (expected version %s)"), key,
+                       expected_version);
           return FALSE;
         }
       current = version_from_stat (&st);
@@ -520,7 +525,7 @@ publish (const gchar *root, const gchar *tmp, const gchar *path, const gchar *ke
         {
           close (lock_fd);
           g_set_error (error, FS_STORAGE_ERROR, FS_STORAGE_ERROR_PRECONDITION_FAILED,
-                       "Object ‘%s’ is at version %s, not the expected %s", key, current,
+                       _("Object ‘%s’ is at version %s, not the expected %s"), key, current,
                        expected_version);
           return FALSE;
         }
@@ -542,7 +547,7 @@ publish (const gchar *root, const gchar *tmp, const gchar *path, const gchar *ke
                               || errsv == ENOTEMPTY
                             ? FS_STORAGE_ERROR_INVALID
                             : storage_code_from_errno (errsv),
-                          "Could not store object", key);
+                          _("Could not store object"), key);
 }
 
 static gboolean
@@ -570,7 +575,7 @@ fs_storage_local_put (FsStorage *storage, const gchar *key, GInputStream *source
     {
       int errsv = errno;
       return set_errno_error (error, errsv, storage_code_from_errno (errsv),
-                              "Could not create directory", tmpdir);
+                              _("Could not create directory"), tmpdir);
     }
   tmp = g_build_filename (tmpdir, "put-XXXXXX", NULL);
   fd = g_mkstemp_full (tmp, O_RDWR | O_CLOEXEC, 0666);
@@ -578,7 +583,7 @@ fs_storage_local_put (FsStorage *storage, const gchar *key, GInputStream *source
     {
       int errsv = errno;
       return set_errno_error (error, errsv, storage_code_from_errno (errsv),
-                              "Could not create a temp file in", tmpdir);
+                              _("Could not create a temp file in"), tmpdir);
     }
 
   /* Data first, durably, then the name: a reader or a crash sees the old
@@ -588,7 +593,7 @@ fs_storage_local_put (FsStorage *storage, const gchar *key, GInputStream *source
   if (fsync (fd) < 0)
     {
       int errsv = errno;
-      set_errno_error (error, errsv, storage_code_from_errno (errsv), "Could not write object",
+      set_errno_error (error, errsv, storage_code_from_errno (errsv), _("Could not write object"),
                        key);
       goto out;
     }
@@ -596,7 +601,7 @@ fs_storage_local_put (FsStorage *storage, const gchar *key, GInputStream *source
   if (futimens (fd, times) < 0 || fstat (fd, &st) < 0)
     {
       int errsv = errno;
-      set_errno_error (error, errsv, storage_code_from_errno (errsv), "Could not write object",
+      set_errno_error (error, errsv, storage_code_from_errno (errsv), _("Could not write object"),
                        key);
       goto out;
     }
@@ -605,7 +610,7 @@ fs_storage_local_put (FsStorage *storage, const gchar *key, GInputStream *source
     {
       int errsv = errno;
       fd = -1;
-      set_errno_error (error, errsv, storage_code_from_errno (errsv), "Could not write object",
+      set_errno_error (error, errsv, storage_code_from_errno (errsv), _("Could not write object"),
                        key);
       goto out;
     }
@@ -628,7 +633,7 @@ fs_storage_local_put (FsStorage *storage, const gchar *key, GInputStream *source
   if (!ok)
     {
       g_set_error (error, FS_STORAGE_ERROR, FS_STORAGE_ERROR_TRANSIENT,
-                   "Could not store object ‘%s’: its directory keeps disappearing", key);
+                   _("Could not store object ‘%s’: its directory keeps disappearing"), key);
       goto out;
     }
   parent = g_path_get_dirname (path);
@@ -673,7 +678,7 @@ fs_storage_local_delete (FsStorage *storage, const gchar *key, GError **error)
       int errsv = errno;
       close (lock_fd);
       return set_errno_error (error, errsv, storage_code_from_errno (errsv),
-                              "Could not delete object", key);
+                              _("Could not delete object"), key);
     }
   close (lock_fd);
 
@@ -828,7 +833,7 @@ walk_dir (ListWalk *walk, int dfd, const gchar *dir_key, const gchar *name_prefi
       int errsv = errno;
       close (dfd);
       return set_errno_error (error, errsv, storage_code_from_errno (errsv),
-                              "Could not list directory", dir_key[0] != '\0' ? dir_key : root);
+                              _("Could not list directory"), dir_key[0] != '\0' ? dir_key : root);
     }
   errno = 0;
   while ((de = readdir (dir)) != NULL)
@@ -968,7 +973,7 @@ fs_storage_local_list (FsStorage *storage, const gchar *prefix, const gchar *del
       if (errsv == ENOENT || errsv == ENOTDIR)
         goto done;
       return set_errno_error (error, errsv, storage_code_from_errno (errsv),
-                              "Could not list directory", dir_path);
+                              _("Could not list directory"), dir_path);
     }
   if (!walk_dir (&walk, dfd, dir_key, slash != NULL ? slash + 1 : prefix, root, error))
     {

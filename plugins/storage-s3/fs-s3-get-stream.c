@@ -1,6 +1,8 @@
 /* FsS3GetStream (see fs-s3-get-stream.h). */
 #include "config.h"
 
+#include <glib/gi18n-lib.h>
+
 #include "fs-error.h"
 #include "fs-s3-get-stream.h"
 
@@ -32,11 +34,11 @@ resume (FsS3GetStream *self, GError *cause, GCancellable *cancellable, GError **
       if (self->resumes >= self->max_resumes)
         {
           g_set_error (error, FS_STORAGE_ERROR, FS_STORAGE_ERROR_TRANSIENT,
-                       "Download broke off at byte %" G_GUINT64_FORMAT " after %u retries: %s",
-                       self->pos, self->resumes,
+                       _("Download broke off at byte %llu after %u retries: %s"),
+                       (unsigned long long)self->pos, self->resumes,
                        local_error != NULL ? local_error->message
                        : why != NULL       ? why->message
-                                           : "the body ended early");
+                                           : _("the body ended early"));
           return FALSE;
         }
       self->resumes++;

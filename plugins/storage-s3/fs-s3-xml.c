@@ -2,6 +2,7 @@
 #include "config.h"
 
 #include <string.h>
+#include <glib/gi18n-lib.h>
 
 #include "fs-s3-xml.h"
 
@@ -47,7 +48,7 @@ on_start (GMarkupParseContext *context, const gchar *element_name, const gchar *
         {
           fs_s3_xml_node_free (node);
           g_set_error_literal (error, G_MARKUP_ERROR, G_MARKUP_ERROR_INVALID_CONTENT,
-                               "more than one root element");
+                               _("more than one root element"));
           return;
         }
       state->root = node;
@@ -95,7 +96,7 @@ fs_s3_xml_parse (const gchar *data, gsize len, GError **error)
   g_ptr_array_unref (state.stack);
   if (ok && state.root == NULL)
     {
-      g_set_error_literal (error, G_MARKUP_ERROR, G_MARKUP_ERROR_EMPTY, "empty XML document");
+      g_set_error_literal (error, G_MARKUP_ERROR, G_MARKUP_ERROR_EMPTY, _("empty XML document"));
       ok = FALSE;
     }
   if (!ok)

@@ -13,6 +13,7 @@
 
 #include <gmodule.h>
 #include <libsoup/soup.h>
+#include <glib/gi18n-lib.h>
 
 #include "fs-error.h"
 #include "fs-s3-get-stream.h"
@@ -123,10 +124,12 @@ static gchar *
 what_failed (FsStorageS3 *self, const S3Request *req)
 {
   if (self->presigned_key != NULL)
-    return g_strdup_printf ("%s of ‘%s’ through a presigned URL", req->method, req->key);
+    /* TRANSLATORS: the first %s is an HTTP method (GET, PUT, DELETE, …), the
+     * second an object key; the phrase starts error messages. */
+    return g_strdup_printf (_("%s of ‘%s’ through a presigned URL"), req->method, req->key);
   if (req->key != NULL)
-    return g_strdup_printf ("%s of ‘%s’ in bucket ‘%s’", req->method, req->key, self->bucket);
-  return g_strdup_printf ("%s on bucket ‘%s’", req->method, self->bucket);
+    return g_strdup_printf (_("%s of ‘%s’ in bucket ‘%s’"), req->method, req->key, self->bucket);
+  return g_strdup_printf (_("%s on bucket ‘%s’"), req->method, self->bucket);
 }
 
 static gboolean
@@ -172,7 +175,7 @@ read_body (GInputStream *stream, goffset expected, GCancellable *cancellable, GE
       if (buf->len + (gsize)n > MAX_RESPONSE_BODY)
         {
           g_set_error_literal (error, G_IO_ERROR, G_IO_ERROR_MESSAGE_TOO_LARGE,
-                               "response body too large");
+                               _("response body too large"));
           return NULL;
         }
       g_byte_array_append (buf, chunk, (guint)n);
@@ -180,8 +183,7 @@ read_body (GInputStream *stream, goffset expected, GCancellable *cancellable, GE
   if (expected >= 0 && (goffset)buf->len < expected)
     {
       g_set_error (error, G_IO_ERROR, G_IO_ERROR_PARTIAL_INPUT,
-                   "response body truncated (%u of %" G_GOFFSET_FORMAT " bytes)", buf->len,
-                   expected);
+                   _("response body truncated (%u of %lld bytes)"), buf->len, (long long)expected);
       return NULL;
     }
   return g_byte_array_free_to_bytes (g_steal_pointer (&buf));
@@ -213,47 +215,47 @@ set_http_error (FsStorageS3 *self, const S3Request *req, guint status, GBytes *b
   if (g_strcmp0 (code, "RequestTimeTooSkewed") == 0)
     {
       g_set_error (error, FS_STORAGE_ERROR, FS_STORAGE_ERROR_AUTH,
-                   "%s refused: this computer's clock differs too much from the server's; "
-                   "set the clock right (%s)",
+                   _("%s refused: this computer's clock differs too much from the server's; "
+                      "set the clock right (%s)"),
                    what, detail);
       return FALSE;
     }
   if (g_strcmp0 (code, "NoSuchBucket") == 0 || (status == 404 && req->key == NULL))
     {
       g_set_error (error, FS_STORAGE_ERROR, FS_STORAGE_ERROR_NO_BUCKET,
-                   "Bucket ‘%s’ does not exist on %s://%s (%s)", self->bucket, self->scheme,
+                   _("Bucket ‘%s’ does not exist on %s://%s (%s)"), self->bucket, self->scheme,
                    self->endpoint_host, detail);
       return FALSE;
     }
   if (status == 401 || status == 403 || code_is_auth (code))
     {
       g_set_error (error, FS_STORAGE_ERROR, FS_STORAGE_ERROR_AUTH,
-                   "%s refused: check the access key and secret (%s)", what, detail);
+                   _("%s refused: check the access key and secret (%s)"), what, detail);
       return FALSE;
     }
   if (status == 501 || g_strcmp0 (code, "NotImplemented") == 0)
     {
       g_set_error (error, FS_STORAGE_ERROR, FS_STORAGE_ERROR_NOT_SUPPORTED,
-                   "%s: not supported by this server (%s)", what, detail);
+                   _("%s: not supported by this server (%s)"), what, detail);
       return FALSE;
     }
   if (status >= 500 || status == 429 || code_is_transient (code))
     {
-      g_set_error (error, FS_STORAGE_ERROR, FS_STORAGE_ERROR_TRANSIENT, "%s failed (%s)", what,
+      g_set_error (error, FS_STORAGE_ERROR, FS_STORAGE_ERROR_TRANSIENT, _("%s failed (%s)"), what,
                    detail);
       return TRUE;
     }
   if (status == 404)
-    g_set_error (error, FS_STORAGE_ERROR, FS_STORAGE_ERROR_NOT_FOUND, "%s: no such object (%s)",
+    g_set_error (error, FS_STORAGE_ERROR, FS_STORAGE_ERROR_NOT_FOUND, _("%s: no such object (%s)"),
                  what, detail);
   else if (status == 412 || status == 409)
     g_set_error (error, FS_STORAGE_ERROR, FS_STORAGE_ERROR_PRECONDITION_FAILED,
-                 "%s: precondition failed (%s)", what, detail);
+                 _("%s: precondition failed (%s)"), what, detail);
   else if (status == 400 || status == 411 || status == 413 || status == 414)
-    g_set_error (error, FS_STORAGE_ERROR, FS_STORAGE_ERROR_INVALID, "%s failed (%s)", what,
+    g_set_error (error, FS_STORAGE_ERROR, FS_STORAGE_ERROR_INVALID, _("%s failed (%s)"), what,
                  detail);
   else
-    g_set_error (error, FS_STORAGE_ERROR, FS_STORAGE_ERROR_FAILED, "%s failed (%s)", what,
+    g_set_error (error, FS_STORAGE_ERROR, FS_STORAGE_ERROR_FAILED, _("%s failed (%s)"), what,
                  detail);
   return FALSE;
 }
@@ -300,7 +302,7 @@ attempt_presigned (FsStorageS3 *self, const S3Request *req, S3Response *resp,
   if (url == NULL || (msg = soup_message_new (req->method, url)) == NULL)
     {
       g_set_error (error, FS_STORAGE_ERROR, FS_STORAGE_ERROR_NOT_SUPPORTED,
-                   "%s of ‘%s’ is not possible with presigned URLs", req->method,
+                   _("%s of ‘%s’ is not possible with presigned URLs"), req->method,
                    req->key != NULL ? req->key : "");
       return ATTEMPT_FAIL;
     }
@@ -363,7 +365,7 @@ attempt (FsStorageS3 *self, const S3Request *req, S3Response *resp, GCancellable
   if (msg == NULL)
     {
       g_set_error (error, FS_STORAGE_ERROR, FS_STORAGE_ERROR_INVALID,
-                   "Cannot build a request URL for ‘%s’", req->key != NULL ? req->key : "");
+                   _("Cannot build a request URL for ‘%s’"), req->key != NULL ? req->key : "");
       return ATTEMPT_FAIL;
     }
   request_headers = soup_message_get_request_headers (msg);
@@ -409,12 +411,12 @@ send_message (FsStorageS3 *self, const S3Request *req, SoupMessage *msg, const g
         }
       if (local_error->domain == G_TLS_ERROR)
         {
-          g_set_error (error, FS_STORAGE_ERROR, FS_STORAGE_ERROR_FAILED,
-                       "%s: TLS failed: %s", what, local_error->message);
+          g_set_error (error, FS_STORAGE_ERROR, FS_STORAGE_ERROR_FAILED, _("%s: TLS failed: %s"),
+                       what, local_error->message);
           return ATTEMPT_FAIL;
         }
       /* Connection refused or reset, timeouts, name resolution: transient. */
-      g_set_error (error, FS_STORAGE_ERROR, FS_STORAGE_ERROR_TRANSIENT, "%s failed: %s", what,
+      g_set_error (error, FS_STORAGE_ERROR, FS_STORAGE_ERROR_TRANSIENT, _("%s failed: %s"), what,
                    local_error->message);
       return ATTEMPT_RETRY;
     }
@@ -449,7 +451,7 @@ send_message (FsStorageS3 *self, const S3Request *req, SoupMessage *msg, const g
           return ATTEMPT_FAIL;
         }
       g_set_error (error, FS_STORAGE_ERROR, FS_STORAGE_ERROR_TRANSIENT,
-                   "%s: reading the response failed: %s", what, local_error->message);
+                   _("%s: reading the response failed: %s"), what, local_error->message);
       return ATTEMPT_RETRY;
     }
 
@@ -513,7 +515,7 @@ s3_execute (FsStorageS3 *self, const S3Request *req, S3Response *resp, GCancella
       if (n >= self->max_retries)
         {
           g_propagate_prefixed_error (error, g_steal_pointer (&local_error),
-                                      "Gave up after %u retries: ", n);
+                                      _("Gave up after %u retries: "), n);
           return FALSE;
         }
       g_debug ("retry %u of %s: %s", n + 1, req->method, local_error->message);
@@ -551,14 +553,14 @@ parse_body (FsStorageS3 *self, const S3Request *req, GBytes *body, const gchar *
   if (root == NULL)
     {
       g_set_error (error, FS_STORAGE_ERROR, FS_STORAGE_ERROR_FAILED,
-                   "%s: the server's answer is not valid XML: %s", what,
-                   local_error != NULL ? local_error->message : "empty body");
+                   _("%s: the server's answer is not valid XML: %s"), what,
+                   local_error != NULL ? local_error->message : _("empty body"));
       return NULL;
     }
   if (strcmp (root->name, root_name) != 0)
     {
       g_set_error (error, FS_STORAGE_ERROR, FS_STORAGE_ERROR_FAILED,
-                   "%s: expected <%s> in the server's answer, got <%s>", what, root_name,
+                   _("%s: expected <%s> in the server's answer, got <%s>"), what, root_name,
                    root->name);
       fs_s3_xml_node_free (root);
       return NULL;
@@ -572,7 +574,7 @@ check_configured (FsStorageS3 *self, GError **error)
   if (self->configured)
     return TRUE;
   g_set_error_literal (error, FS_STORAGE_ERROR, FS_STORAGE_ERROR_INVALID,
-                       "The S3 storage is not configured");
+                       _("The S3 storage is not configured"));
   return FALSE;
 }
 
@@ -735,9 +737,8 @@ parse_uint_setting (GHashTable *settings, const gchar *name, guint64 def, guint6
   if (!g_ascii_string_to_unsigned (value, 10, min, max, &v, NULL))
     {
       g_set_error (error, FS_STORAGE_ERROR, FS_STORAGE_ERROR_INVALID,
-                   "Setting ‘%s’ must be a whole number from %" G_GUINT64_FORMAT
-                   " to %" G_GUINT64_FORMAT ", not ‘%s’",
-                   name, min, max, value);
+                   _("Setting ‘%s’ must be a whole number from %llu to %llu, not ‘%s’"), name,
+                   (unsigned long long)min, (unsigned long long)max, value);
       return FALSE;
     }
   *out = v;
@@ -752,7 +753,7 @@ required_setting (GHashTable *settings, const gchar *name, GError **error)
   if (value == NULL || *value == '\0')
     {
       g_set_error (error, FS_STORAGE_ERROR, FS_STORAGE_ERROR_INVALID,
-                   "Setting ‘%s’ of the S3 storage is missing", name);
+                   _("Setting ‘%s’ of the S3 storage is missing"), name);
       return NULL;
     }
   return value;
@@ -773,7 +774,7 @@ new_session (guint max_workers, const gchar *ca_file, GError **error)
       if (db == NULL)
         {
           g_set_error (error, FS_STORAGE_ERROR, FS_STORAGE_ERROR_INVALID,
-                       "Could not load CA certificates from ‘%s’: %s", ca_file,
+                       _("Could not load CA certificates from ‘%s’: %s"), ca_file,
                        local_error->message);
           return NULL;
         }
@@ -805,7 +806,7 @@ configure_presigned (FsStorageS3 *self, GHashTable *settings, GError **error)
         {
           /* The URL is a bearer credential: not in the message. */
           g_set_error_literal (error, FS_STORAGE_ERROR, FS_STORAGE_ERROR_INVALID,
-                               "A presigned URL is not a valid http(s) URL");
+                               _("A presigned URL is not a valid http(s) URL"));
           return FALSE;
         }
     }
@@ -840,7 +841,7 @@ fs_storage_s3_configure (FsStorage *storage, GHashTable *settings, GError **erro
   if (self->configured)
     {
       g_set_error_literal (error, FS_STORAGE_ERROR, FS_STORAGE_ERROR_INVALID,
-                           "The S3 storage is already configured");
+                           _("The S3 storage is already configured"));
       return FALSE;
     }
   if (g_hash_table_contains (settings, "presigned-key"))
@@ -869,19 +870,19 @@ fs_storage_s3_configure (FsStorage *storage, GHashTable *settings, GError **erro
       || g_uri_get_query (uri) != NULL || g_uri_get_userinfo (uri) != NULL)
     {
       g_set_error (error, FS_STORAGE_ERROR, FS_STORAGE_ERROR_INVALID,
-                   "Setting ‘endpoint’ must be http(s)://host[:port], not ‘%s’", endpoint);
+                   _("Setting ‘endpoint’ must be http(s)://host[:port], not ‘%s’"), endpoint);
       return FALSE;
     }
   if (addressing != NULL && strcmp (addressing, "path") != 0 && strcmp (addressing, "virtual") != 0)
     {
       g_set_error (error, FS_STORAGE_ERROR, FS_STORAGE_ERROR_INVALID,
-                   "Setting ‘addressing’ must be ‘path’ or ‘virtual’, not ‘%s’", addressing);
+                   _("Setting ‘addressing’ must be ‘path’ or ‘virtual’, not ‘%s’"), addressing);
       return FALSE;
     }
   if (strchr (bucket, '/') != NULL || strlen (bucket) > 255)
     {
       g_set_error (error, FS_STORAGE_ERROR, FS_STORAGE_ERROR_INVALID,
-                   "‘%s’ is not a valid bucket name", bucket);
+                   _("‘%s’ is not a valid bucket name"), bucket);
       return FALSE;
     }
 
@@ -1025,7 +1026,7 @@ fs_storage_s3_list (FsStorage *storage, const gchar *prefix, const gchar *delimi
       if (is_truncated && token == NULL)
         {
           g_set_error (error, FS_STORAGE_ERROR, FS_STORAGE_ERROR_FAILED,
-                       "Listing bucket ‘%s’: a truncated page without a continuation token",
+                       _("Listing bucket ‘%s’: a truncated page without a continuation token"),
                        self->bucket);
           return FALSE;
         }
@@ -1176,7 +1177,7 @@ reopen_cb (gpointer user_data, guint64 pos, guint64 end, guint n, GCancellable *
         {
           g_clear_error (error);
           g_set_error (error, FS_STORAGE_ERROR, FS_STORAGE_ERROR_FAILED,
-                       "Object ‘%s’ changed while it was being read", r->key);
+                       _("Object ‘%s’ changed while it was being read"), r->key);
         }
       return NULL;
     }
@@ -1324,7 +1325,7 @@ upload_part (gpointer data, gpointer user_data)
     {
       ok = FALSE;
       g_set_error (&local_error, FS_STORAGE_ERROR, FS_STORAGE_ERROR_FAILED,
-                   "Part %u of ‘%s’: the server sent no ETag", job->number, mp->key);
+                   _("Part %u of ‘%s’: the server sent no ETag"), job->number, mp->key);
     }
   g_mutex_lock (&mp->lock);
   if (ok)
@@ -1410,7 +1411,7 @@ put_multipart (FsStorageS3 *self, const gchar *key, GBytes *head, GInputStream *
   if (upload_id == NULL || *upload_id == '\0')
     {
       g_set_error (error, FS_STORAGE_ERROR, FS_STORAGE_ERROR_FAILED,
-                   "Starting the multipart upload of ‘%s’: the server sent no UploadId", key);
+                   _("Starting the multipart upload of ‘%s’: the server sent no UploadId"), key);
       return FALSE;
     }
   record_upload (self, upload_id, key);
@@ -1455,7 +1456,7 @@ put_multipart (FsStorageS3 *self, const gchar *key, GBytes *head, GInputStream *
           if (n < 0)
             {
               g_free (buf);
-              g_prefix_error (&local_error, "Reading the data for ‘%s’: ", key);
+              g_prefix_error (&local_error, _("Reading the data for ‘%s’: "), key);
               g_mutex_lock (&mp.lock);
               mp.in_flight--;
               if (mp.error == NULL)
@@ -1482,10 +1483,10 @@ put_multipart (FsStorageS3 *self, const gchar *key, GBytes *head, GInputStream *
           g_mutex_lock (&mp.lock);
           mp.in_flight--;
           if (mp.error == NULL)
-            g_set_error (&mp.error, FS_STORAGE_ERROR, FS_STORAGE_ERROR_INVALID,
-                         "Object ‘%s’ needs more than %u parts of %" G_GUINT64_FORMAT
-                         " bytes; raise ‘part-size’",
-                         key, MAX_PARTS, self->part_size);
+            g_set_error (
+              &mp.error, FS_STORAGE_ERROR, FS_STORAGE_ERROR_INVALID,
+              _("Object ‘%s’ needs more than %u parts of %llu bytes; raise ‘part-size’"), key,
+              MAX_PARTS, (unsigned long long)self->part_size);
           g_mutex_unlock (&mp.lock);
           break;
         }
@@ -1578,7 +1579,7 @@ fs_storage_s3_put (FsStorage *storage, const gchar *key, GInputStream *source,
   if (n < 0)
     {
       g_free (buf);
-      g_prefix_error (error, "Reading the data for ‘%s’: ", key);
+      g_prefix_error (error, _("Reading the data for ‘%s’: "), key);
       return FALSE;
     }
   if ((gsize)n <= self->multipart_threshold)
@@ -1624,7 +1625,7 @@ fs_storage_s3_presign (FsStorage *storage, const gchar *method, const gchar *key
       || expires_seconds == 0 || expires_seconds > 7 * 24 * 3600)
     {
       g_set_error (error, FS_STORAGE_ERROR, FS_STORAGE_ERROR_NOT_SUPPORTED,
-                   "Cannot presign %s for %u s", method, expires_seconds);
+                   _("Cannot presign %s for %u s"), method, expires_seconds);
       return NULL;
     }
   amz_date = fs_sigv4_amz_date (now);
