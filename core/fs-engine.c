@@ -121,6 +121,8 @@ struct _FsEngine {
   GCancellable *cancellable;
   GPtrArray *pending;       /* PendingRecord: written to the journal as one segment */
   gsize pending_bytes;
+  gboolean seq_checked;     /* next_seq was checked against the store this sync */
+  guint held_deletes;       /* held back by the last whole sync */
 
   /* Kept between syncs (a daemon's engine lives long): the remote tree as of
    * the index's records up to cache_marker, and the ignore rules of the last
@@ -149,28 +151,37 @@ struct _FsEngine {
 
 G_DEFINE_FINAL_TYPE (FsEngine, fs_engine, G_TYPE_OBJECT)
 
-/* Puts our own record @update (path = its key) into the kept remote tree,
- * if that is what deriving the tree again would give: it continues the
- * plain chain at its path (no conflict name involved). FALSE otherwise. */
+/* Puts our own record @update into the kept remote tree, if that is what
+ * deriving the tree again would give: it continues the plain chain at its
+ * path (no conflict name involved). FALSE otherwise. */
 static gboolean
 cache_apply (FsEngine *self, FsRecord *update)
 {
-  FsRecord *head = g_hash_table_lookup (self->cache_remote, update->path);
+  g_autofree gchar *key = fs_path_normalize (update->path);
+  FsRecord *head = key != NULL ? g_hash_table_lookup (self->cache_remote, key) : NULL;
   FsRecord *copy;
+  FsRecord *head_copy;
 
+  if (key == NULL)
+    return FALSE;
   if (head == NULL ? update->replaces != NULL : g_strcmp0 (head->version, update->replaces) != 0)
     return FALSE;
   if (head != NULL)
     {
       FsRecord *original = g_hash_table_lookup (self->cache_by_version, head->version);
       g_autofree gchar *normalized = original != NULL ? fs_path_normalize (original->path) : NULL;
-      if (g_strcmp0 (normalized, update->path) != 0)
+      if (g_strcmp0 (normalized, key) != 0)
         return FALSE;
     }
+  /* by_version keeps the record as written (its disk spelling); the head
+   * is keyed and named by the normalized path, as resolve names heads. */
   copy = fs_record_copy (update);
   g_ptr_array_add (self->cache_records, copy);
   g_hash_table_insert (self->cache_by_version, copy->version, copy);
-  g_hash_table_replace (self->cache_remote, g_strdup (update->path), fs_record_copy (update));
+  head_copy = fs_record_copy (update);
+  g_free (head_copy->path);
+  head_copy->path = g_strdup (key);
+  g_hash_table_replace (self->cache_remote, g_steal_pointer (&key), head_copy);
   return TRUE;
 }
 
@@ -869,9 +880,23 @@ flush_records (FsEngine *self, GError **error)
   if (n == 0)
     return TRUE;
   records = g_new (const FsRecord *, n);
-  for (;;)
+  for (gboolean checked = self->seq_checked;; checked = FALSE)
     {
       g_autoptr(GError) local_error = NULL;
+
+      /* A segment's numbers must all be free, and create-if-absent guards
+       * only its last key: start past every object of ours already there (an
+       * index restored from a backup, a cloned device). Once per sync, and
+       * again when a key was taken. */
+      if (!checked)
+        {
+          gint64 newest;
+          if (!fs_journal_newest_seq (self->storage, self->prefix, self->device_id,
+                                      self->next_seq - 1, &newest, error))
+            return FALSE;
+          self->next_seq = newest + 1;
+          self->seq_checked = TRUE;
+        }
 
       for (guint i = 0; i < n; i++)
         {
@@ -888,7 +913,7 @@ flush_records (FsEngine *self, GError **error)
       if (g_error_matches (local_error, FS_STORAGE_ERROR, FS_STORAGE_ERROR_PRECONDITION_FAILED))
         {
           self->next_seq++;
-          continue;
+          continue; /* and look for the objects above it again */
         }
       if (g_error_matches (local_error, FS_STORAGE_ERROR, FS_STORAGE_ERROR_TRANSIENT))
         {
@@ -931,10 +956,7 @@ flush_records (FsEngine *self, GError **error)
   for (guint i = 0; i < n; i++)
     {
       PendingRecord *p = g_ptr_array_index (pending, i);
-      FsRecord *update = fs_record_copy (p->record);
-      g_free (update->path);
-      update->path = g_strdup (p->base != NULL ? p->base->path : p->forget_path);
-      g_ptr_array_add (self->cache_updates, update);
+      g_ptr_array_add (self->cache_updates, fs_record_copy (p->record));
     }
   for (guint i = 0; i < n; i++)
     {
@@ -1985,6 +2007,7 @@ begin_sync (FsEngine *self, gboolean audit, FsSyncStats *stats, GPtrArray *messa
   FsJournalStats jstats = { 0 };
 
   memset (stats, 0, sizeof *stats);
+  self->seq_checked = FALSE;
   if (!check_folder (self->root, error))
     return FALSE;
   memset (&self->progress, 0, sizeof self->progress);
@@ -2214,6 +2237,7 @@ fs_engine_sync (FsEngine *self, gboolean audit, FsSyncStats *stats, GPtrArray *m
 
   ok = plan_and_act (self, paths, scan->entries, base, scan->ignore, g_hash_table_size (base),
                      stats, messages, cancellable, error);
+  self->held_deletes = stats->held_deletes;
   /* The rules a later sync of single paths applies. */
   g_clear_pointer (&self->cache_ignore, fs_ignore_free);
   self->cache_ignore = g_steal_pointer (&scan->ignore);
@@ -2238,8 +2262,9 @@ fs_engine_sync_paths (FsEngine *self, const gchar *const *changed, FsSyncStats *
     stats = &own_stats;
   if (messages == NULL)
     messages = own_messages;
-  /* Only after a whole sync (it knows the ignore rules), and for few paths. */
-  if (changed == NULL || self->cache_ignore == NULL ||
+  /* Only after a whole sync (it knows the ignore rules), for few paths, and
+   * not while deletions are held back (the guard sees only whole syncs). */
+  if (changed == NULL || self->cache_ignore == NULL || self->held_deletes > 0 ||
       g_strv_length ((gchar **) changed) > TARGETED_MAX_PATHS)
     return fs_engine_sync (self, FALSE, stats, messages, cancellable, error);
 
@@ -2277,6 +2302,10 @@ fs_engine_sync_paths (FsEngine *self, const gchar *const *changed, FsSyncStats *
       if (b == NULL && error != NULL && *error != NULL)
         return FALSE;
       g_hash_table_insert (base, g_strdup (path), b);
+      /* A synced directory that changed (moved away, replaced): its
+       * children are only seen by the walk. */
+      if (b != NULL && b->kind == FS_KIND_DIR)
+        goto whole;
     }
   scan = fs_scan_paths (self->root, base, self->cache_ignore, changed, &needs_full, cancellable,
                         error);
@@ -2297,9 +2326,17 @@ fs_engine_sync_paths (FsEngine *self, const gchar *const *changed, FsSyncStats *
           n_deleted++;
       }
   }
-  /* Many deletions at once: the mass-delete guard needs the whole picture. */
+  /* Many deletions at once: the mass-delete guard needs the whole picture;
+   * and deletions here of what another device deleted are the guard's too. */
   if (n_deleted >= self->delete_guard_min)
     goto whole;
+  for (guint i = 0; i < paths->len; i++)
+    {
+      const gchar *path = g_ptr_array_index (paths, i);
+      if (fs_reconcile (g_hash_table_lookup (scan->entries, path), g_hash_table_lookup (base, path),
+                        g_hash_table_lookup (self->cache_remote, path)) == FS_ACTION_DELETE_LOCAL)
+        goto whole;
+    }
   g_ptr_array_sort (paths, compare_paths);
   stats->files_hashed = scan->stats.files_hashed;
   stats->deferred = scan->stats.deferred;

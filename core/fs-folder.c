@@ -308,6 +308,10 @@ sync_done (GObject *source, GAsyncResult *result, gpointer user_data)
   gboolean ok;
 
   ok = g_task_propagate_boolean (task, &error);
+  /* A sync of some paths that did not finish them all: the next sync looks
+   * at the whole folder (the paths it was given are not kept). */
+  if (job->paths != NULL && (!ok || job->stats.deferred > 0 || job->stats.errors > 0))
+    self->whole_next = TRUE;
   /* What the sync thread queued last, before the final values below. */
   flush_ui (self);
   self->syncing = FALSE;

@@ -231,6 +231,28 @@ parse_seq (const gchar *name, gint64 *seq)
   return TRUE;
 }
 
+gboolean
+fs_journal_newest_seq (FsStorage *storage, const gchar *prefix, const gchar *device_id,
+                       gint64 after, gint64 *newest, GError **error)
+{
+  g_autofree gchar *dir = g_strdup_printf ("%s" JOURNAL_DIR "%s/", prefix, device_id);
+  g_autofree gchar *start_after = after >= 0 ? fs_journal_record_key (prefix, device_id, after)
+                                             : NULL;
+  g_autoptr(GPtrArray) objects = fs_storage_list_all (storage, dir, start_after, error);
+
+  if (objects == NULL)
+    return FALSE;
+  *newest = after;
+  for (guint i = 0; i < objects->len; i++)
+    {
+      FsStorageObject *obj = g_ptr_array_index (objects, i);
+      gint64 seq;
+      if (parse_seq (obj->key + strlen (dir), &seq))
+        *newest = MAX (*newest, seq);
+    }
+  return TRUE;
+}
+
 static gboolean
 fetch_device (FsStorage *storage, FsCrypto *crypto, const gchar *prefix, FsIndex *index,
               const gchar *device_id, gboolean audit, FsJournalStats *stats,
@@ -280,11 +302,16 @@ fetch_device (FsStorage *storage, FsCrypto *crypto, const gchar *prefix, FsIndex
                                    _("record does not belong at its key"));
             }
         }
-      if (records != NULL && first != expected)
+      if (records != NULL && first > expected)
         g_ptr_array_add (warnings,
                          g_strdup_printf ("Journal of device %s skips from record %" G_GINT64_FORMAT
                                           " to %" G_GINT64_FORMAT ": records are missing",
                                           device_id, expected, first));
+      else if (records != NULL && first < expected)
+        g_ptr_array_add (warnings,
+                         g_strdup_printf ("Journal of device %s has records %" G_GINT64_FORMAT
+                                          " to %" G_GINT64_FORMAT " twice (overlapping objects)",
+                                          device_id, first, expected - 1));
       if (records == NULL)
         {
           if (g_error_matches (local_error, FS_STORAGE_ERROR, FS_STORAGE_ERROR_TRANSIENT) ||

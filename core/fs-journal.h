@@ -45,6 +45,12 @@ gboolean fs_journal_append_segment (FsStorage *storage, FsCrypto *crypto, const 
                                     const FsRecord *const *records, guint n_records,
                                     GError **error);
 
+/* The highest record number of @device_id's journal objects after @after
+ * (@after itself when there are none): a writer starts past it, since
+ * create-if-absent only protects a segment's last key. */
+gboolean fs_journal_newest_seq (FsStorage *storage, const gchar *prefix, const gchar *device_id,
+                                gint64 after, gint64 *newest, GError **error);
+
 /* Reads every device's records after its cursor in @index, adds them to the
  * index and advances the cursors (one transaction per device). A record that
  * fails to open stops that device's journal at it (reported in @warnings, as

@@ -342,6 +342,35 @@ def test_stop_releases_and_guard_holds():
         stop_all(ws, a, b)
 
 
+def test_touching_a_held_file_keeps_it():
+    """Deletions by another device that the guard holds back stay held when
+    the user touches one of those files (a sync of that one path must not
+    apply its deletion)."""
+    ws, a, b = pair("heldtouch")
+    try:
+        for i in range(20):
+            write(a, "docs/f%02d" % i, b"%d" % i)
+        wait_for(lambda: os.path.isdir(os.path.join(b.root, "docs")) and
+                 len(os.listdir(os.path.join(b.root, "docs"))) == 20, 60, "20 files on B")
+        for i in range(15):
+            os.unlink(os.path.join(b.root, "docs/f%02d" % i))
+        # B's own guard holds them first; B's user confirms.
+        wait_for(lambda: b.status()["held_deletes"] >= 15, 30, "B to hold its deletions back")
+        subprocess.run(["gdbus", "call", "--session", "--dest", "org.toolbox.FolderSync", "--object-path",
+                        "/org/toolbox/FolderSync/folder/" + b.status()["id"],
+                        "--method", "org.toolbox.FolderSync.Folder.ConfirmDeletes"],
+                       env=b.env(), check=True, capture_output=True)
+        wait_for(lambda: a.status()["held_deletes"] >= 15, 30, "A to hold the deletions back")
+        os.chmod(os.path.join(a.root, "docs/f03"), 0o600)
+        os.utime(os.path.join(a.root, "docs/f04"))
+        time.sleep(BATCH_MS / 1000.0 * 4 + POLL_S)
+        check(all(content(a, "docs/f%02d" % i) is not None for i in range(15)),
+              "a held deletion was applied on A: %r" % sorted(os.listdir(os.path.join(a.root, "docs"))))
+        check(a.status()["held_deletes"] >= 15, "the deletions are no longer held: %r" % a.status())
+    finally:
+        stop_all(ws, a, b)
+
+
 def test_folders_restored_after_restart():
     ws, a, b = pair("restore")
     try:
@@ -356,7 +385,7 @@ def test_folders_restored_after_restart():
 
 
 if __name__ == "__main__":
-    sys.exit(run_tests([test_single_changes_skip_the_walk, test_live_changes_reach_the_other_daemon, test_many_files_make_few_batches,
+    sys.exit(run_tests([test_single_changes_skip_the_walk, test_touching_a_held_file_keeps_it, test_live_changes_reach_the_other_daemon, test_many_files_make_few_batches,
                         test_polling_fallback_still_syncs, test_folders_restored_after_restart,
                         test_stop_releases_and_guard_holds, test_kernel_watch_limit_falls_back,
                         test_cli_activates_the_daemon,
