@@ -13,6 +13,7 @@
 #include <gio/gio.h>
 #include <zlib.h>
 
+#include "fs-test-vectors.h"
 #include "fs-crypto.h"
 #include "fs-error.h"
 #include "fs-gcrypt.h"
@@ -363,54 +364,11 @@ ref_open_object (GBytes *sealed, GBytes **header, GBytes **plain)
 /* ---------- docs/format.md vectors ---------- */
 
 /* Lines "vector NAME: VALUE"; a name repeated on several lines continues its value. */
-static GHashTable *
-load_vectors (void)
-{
-  const gchar *dir = g_getenv ("FOLDERSYNC_DOCS_DIR");
-  g_autofree gchar *path = NULL;
-  g_autofree gchar *text = NULL;
-  g_autoptr(GError) error = NULL;
-  g_auto(GStrv) lines = NULL;
-  GHashTable *vectors = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
-
-  g_assert_nonnull (dir);
-  path = g_build_filename (dir, "format.md", NULL);
-  g_file_get_contents (path, &text, NULL, &error);
-  g_assert_no_error (error);
-  lines = g_strsplit (text, "\n", -1);
-  for (guint i = 0; lines[i] != NULL; i++)
-    {
-      gchar *colon;
-      g_autofree gchar *name = NULL;
-      g_autofree gchar *value = NULL;
-      const gchar *old;
-
-      if (!g_str_has_prefix (lines[i], "vector "))
-        continue;
-      colon = strstr (lines[i], ": ");
-      g_assert_nonnull (colon);
-      name = g_strstrip (g_strndup (lines[i] + 7, colon - (lines[i] + 7)));
-      value = g_strstrip (g_strdup (colon + 2));
-      old = g_hash_table_lookup (vectors, name);
-      g_hash_table_insert (vectors, g_strdup (name),
-                           old != NULL ? g_strconcat (old, value, NULL) : g_strdup (value));
-    }
-  return vectors;
-}
-
-static const gchar *
-vec (GHashTable *vectors, const gchar *name)
-{
-  const gchar *value = g_hash_table_lookup (vectors, name);
-  if (value == NULL)
-    g_error ("docs/format.md has no ‘vector %s:’ line", name);
-  return value;
-}
 
 static GBytes *
 vec_bytes (GHashTable *vectors, const gchar *name)
 {
-  return hex_decode (vec (vectors, name));
+  return hex_decode (fs_test_vector (vectors, name));
 }
 
 static gboolean
@@ -498,7 +456,7 @@ test_hkdf_rfc5869 (void)
 static void
 test_vectors_keys (void)
 {
-  g_autoptr(GHashTable) v = load_vectors ();
+  g_autoptr(GHashTable) v = fs_test_load_vectors ();
   g_autoptr(FsCrypto) crypto = new_crypto (master_key);
   static const struct {
     const gchar *name;
@@ -517,7 +475,7 @@ test_vectors_keys (void)
   g_autofree gchar *stem = NULL;
 
   if (!printing_vectors ())
-    g_assert_cmpstr (vec (v, "master-key"), ==, master_hex);
+    g_assert_cmpstr (fs_test_vector (v, "master-key"), ==, master_hex);
   for (guint i = 0; i < G_N_ELEMENTS (subkeys); i++)
     {
       guint8 sk[32];
@@ -527,7 +485,7 @@ test_vectors_keys (void)
       if (printing_vectors ())
         g_print ("vector %s: %s\n", subkeys[i].name, hex);
       else
-        g_assert_cmpstr (vec (v, subkeys[i].name), ==, hex);
+        g_assert_cmpstr (fs_test_vector (v, subkeys[i].name), ==, hex);
     }
 
   ref_subkey ("foldersync v1 key-id", key_id_key);
@@ -536,7 +494,7 @@ test_vectors_keys (void)
   g_assert_cmpstr (key_id, ==, ref_key_id);
   g_assert_cmpuint (strlen (key_id), ==, 32);
 
-  stem_path = printing_vectors () ? "Notes/hello.txt" : vec (v, "stem-path");
+  stem_path = printing_vectors () ? "Notes/hello.txt" : fs_test_vector (v, "stem-path");
   stem = fs_crypto_object_stem (crypto, stem_path);
   ref_subkey ("foldersync v1 names", names_key);
   ref_hmac (names_key, 32, (const guint8 *) stem_path, strlen (stem_path), mac);
@@ -550,8 +508,8 @@ test_vectors_keys (void)
       g_print ("vector stem: %s\n", stem);
       return;
     }
-  g_assert_cmpstr (vec (v, "key-id"), ==, key_id);
-  g_assert_cmpstr (vec (v, "stem"), ==, stem);
+  g_assert_cmpstr (fs_test_vector (v, "key-id"), ==, key_id);
+  g_assert_cmpstr (fs_test_vector (v, "stem"), ==, stem);
   {
     /* The stem is base32 of the full HMAC: check the first 5 bytes by hand. */
     static const gchar alphabet[] = "abcdefghijklmnopqrstuvwxyz234567";
@@ -608,7 +566,7 @@ check_object_vector (GHashTable *v, FsCrypto *crypto, const gchar *prefix,
 static void
 test_vectors_object (void)
 {
-  g_autoptr(GHashTable) v = load_vectors ();
+  g_autoptr(GHashTable) v = fs_test_load_vectors ();
   g_autoptr(FsCrypto) crypto = new_crypto (master_key);
   /* zlib-ng and friends compress to other (valid) bytes. */
   gboolean exact = strstr (zlibVersion (), "ng") == NULL;
@@ -642,7 +600,7 @@ test_vectors_object (void)
 static void
 test_vectors_record (void)
 {
-  g_autoptr(GHashTable) v = load_vectors ();
+  g_autoptr(GHashTable) v = fs_test_load_vectors ();
   g_autoptr(FsCrypto) crypto = new_crypto (master_key);
   g_autoptr(GError) error = NULL;
   g_autoptr(GBytes) plain = NULL;
@@ -663,7 +621,7 @@ test_vectors_record (void)
       print_hex_vector ("record-sealed", s);
       return;
     }
-  context = vec (v, "record-context");
+  context = fs_test_vector (v, "record-context");
   plain = vec_bytes (v, "record-plaintext");
   sealed = vec_bytes (v, "record-sealed");
   opened = fs_crypto_open_record (crypto, sealed, context, &error);

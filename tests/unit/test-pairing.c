@@ -20,6 +20,7 @@
 #include <gio/gio.h>
 #include <glib/gstdio.h>
 
+#include "fs-test-vectors.h"
 #include "fs-error.h"
 #include "fs-gcrypt.h"
 #include "fs-pairing.h"
@@ -1112,47 +1113,6 @@ unhex (const gchar *text)
   return g_byte_array_free_to_bytes (out);
 }
 
-static GHashTable *
-load_vectors (void)
-{
-  const gchar *dir = g_getenv ("FOLDERSYNC_DOCS_DIR");
-  g_autofree gchar *path = NULL;
-  g_autofree gchar *text = NULL;
-  g_auto (GStrv) lines = NULL;
-  GHashTable *vectors = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
-
-  g_assert_nonnull (dir);
-  path = g_build_filename (dir, "format.md", NULL);
-  g_assert_true (g_file_get_contents (path, &text, NULL, NULL));
-  lines = g_strsplit (text, "\n", -1);
-  for (guint i = 0; lines[i] != NULL; i++)
-    {
-      const gchar *colon;
-      g_autofree gchar *name = NULL;
-      g_autofree gchar *value = NULL;
-      const gchar *old;
-
-      if (!g_str_has_prefix (lines[i], "vector pairing-"))
-        continue;
-      colon = strstr (lines[i], ": ");
-      g_assert_nonnull (colon);
-      name = g_strstrip (g_strndup (lines[i] + 7, colon - (lines[i] + 7)));
-      value = g_strstrip (g_strdup (colon + 2));
-      old = g_hash_table_lookup (vectors, name);
-      g_hash_table_insert (vectors, g_strdup (name),
-                           old != NULL ? g_strconcat (old, value, NULL) : g_strdup (value));
-    }
-  return vectors;
-}
-
-static const gchar *
-vec (GHashTable *v, const gchar *name)
-{
-  const gchar *value = g_hash_table_lookup (v, name);
-  if (value == NULL)
-    g_error ("docs/format.md has no ‘vector %s:’ line", name);
-  return value;
-}
 
 static void
 print_vector (const gchar *name, const gchar *value)
@@ -1164,7 +1124,7 @@ print_vector (const gchar *name, const gchar *value)
 static void
 test_vectors (Fixture *f, gconstpointer data)
 {
-  g_autoptr (GHashTable) v = load_vectors ();
+  g_autoptr (GHashTable) v = fs_test_load_vectors ();
   gboolean printing = g_getenv ("FOLDERSYNC_PRINT_VECTORS") != NULL;
   g_autoptr (FsPairing) format_pairing = new_pairing (0);
   g_autofree gchar *object_key = NULL;
@@ -1189,7 +1149,7 @@ test_vectors (Fixture *f, gconstpointer data)
       token = printed_token = ref_format (sym);
     }
   else
-    token = vec (v, "pairing-token");
+    token = fs_test_vector (v, "pairing-token");
   remember_token (token);
 
   g_assert_true (fs_pairing_check_token (format_pairing, token, &normalized, &error));
@@ -1241,14 +1201,14 @@ test_vectors (Fixture *f, gconstpointer data)
       return;
     }
 
-  g_assert_cmpstr (lookup_hex, ==, vec (v, "pairing-lookup-id"));
-  g_assert_cmpstr (key_hex, ==, vec (v, "pairing-envelope-key"));
-  g_assert_cmpstr (object_key, ==, vec (v, "pairing-object-key"));
+  g_assert_cmpstr (lookup_hex, ==, fs_test_vector (v, "pairing-lookup-id"));
+  g_assert_cmpstr (key_hex, ==, fs_test_vector (v, "pairing-envelope-key"));
+  g_assert_cmpstr (object_key, ==, fs_test_vector (v, "pairing-object-key"));
 
   /* The plugin opens the vector envelope (it expires in the year 9999) and
    * finds it where the spec says. */
-  sealed = unhex (vec (v, "pairing-envelope"));
-  plaintext = unhex (vec (v, "pairing-plaintext"));
+  sealed = unhex (fs_test_vector (v, "pairing-envelope"));
+  plaintext = unhex (fs_test_vector (v, "pairing-plaintext"));
   g_assert_true (fs_storage_put_bytes (f->storage, object_key, sealed, FS_STORAGE_IF_ABSENT, NULL,
                                        &error));
   g_assert_no_error (error);
