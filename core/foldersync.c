@@ -40,14 +40,13 @@ static int
 cmd_keygen (int argc, char **argv)
 {
   g_autoptr(GOptionContext) context = g_option_context_new (_("— print a new random key"));
-  g_autoptr(GError) error = NULL;
   g_autofree gchar *hex = NULL;
 
   g_option_context_set_description (context,
                                     _("Prints 64 hex characters (a 256-bit key). Keep it in a file "
                                       "of mode 0600:\n  umask 077; foldersync keygen > notes.key"));
-  if (!g_option_context_parse (context, &argc, &argv, &error))
-    return fs_cli_usage_error (error->message);
+  if (!fs_cli_parse_options (context, NULL, &argc, &argv))
+    return FS_CLI_EXIT_USAGE;
   if (argc > 1)
     return fs_cli_usage_error (_("keygen takes no arguments"));
   if (isatty (STDOUT_FILENO))
@@ -211,10 +210,9 @@ cmd_sync (int argc, char **argv)
   FsEngineConfig config = { 0 };
   gboolean ok;
 
-  g_option_context_add_main_entries (context, entries, GETTEXT_PACKAGE);
   g_option_context_set_description (context, _("Exit codes are listed in foldersync(1)."));
-  if (!g_option_context_parse (context, &argc, &argv, &error))
-    return fs_cli_usage_error (error->message);
+  if (!fs_cli_parse_options (context, entries, &argc, &argv))
+    return FS_CLI_EXIT_USAGE;
   /* --json output is for programs: its messages stay untranslated. */
   if (opt_json)
     setlocale (LC_MESSAGES, "C");

@@ -228,8 +228,8 @@ fs_cli_start (int argc, char **argv)
 
   g_option_context_add_main_entries (context, entries, GETTEXT_PACKAGE);
   add_store_option_entries (context, &store_opts);
-  if (!g_option_context_parse (context, &argc, &argv, &error))
-    return fs_cli_usage_error (error->message);
+  if (!fs_cli_parse_options (context, NULL, &argc, &argv))
+    return FS_CLI_EXIT_USAGE;
   if (opt_path == NULL)
     return fs_cli_usage_error (_("--path is required"));
   path = fs_cli_absolute_path (opt_path);
@@ -320,9 +320,8 @@ for_each_folder (int argc, char **argv, const gchar *summary, gboolean remove)
   GList *folders;
   int rc = FS_CLI_EXIT_OK;
 
-  g_option_context_add_main_entries (context, entries, GETTEXT_PACKAGE);
-  if (!g_option_context_parse (context, &argc, &argv, &error))
-    return fs_cli_usage_error (error->message);
+  if (!fs_cli_parse_options (context, entries, &argc, &argv))
+    return FS_CLI_EXIT_USAGE;
   if (remove && opt_path == NULL)
     return fs_cli_usage_error (_("--path is required"));
   rc = open_folders (opt_path, &manager, &folders);
@@ -386,9 +385,8 @@ fs_cli_status (int argc, char **argv)
   g_autoptr(JsonBuilder) b = json_builder_new ();
   GList *folders;
 
-  g_option_context_add_main_entries (context, entries, GETTEXT_PACKAGE);
-  if (!g_option_context_parse (context, &argc, &argv, &error))
-    return fs_cli_usage_error (error->message);
+  if (!fs_cli_parse_options (context, entries, &argc, &argv))
+    return FS_CLI_EXIT_USAGE;
   manager = connect_manager (&error);
   if (manager == NULL)
     return remote_fail (error);
@@ -499,9 +497,8 @@ fs_cli_force_sync (int argc, char **argv)
   GList *folders;
   int rc = FS_CLI_EXIT_OK;
 
-  g_option_context_add_main_entries (context, entries, GETTEXT_PACKAGE);
-  if (!g_option_context_parse (context, &argc, &argv, &error))
-    return fs_cli_usage_error (error->message);
+  if (!fs_cli_parse_options (context, entries, &argc, &argv))
+    return FS_CLI_EXIT_USAGE;
   rc = open_folders (opt_path, &manager, &folders);
   if (rc != FS_CLI_EXIT_OK)
     return rc;
@@ -586,9 +583,8 @@ fs_cli_conflicts (int argc, char **argv)
   GList *folders;
   int rc = FS_CLI_EXIT_OK;
 
-  g_option_context_add_main_entries (context, entries, GETTEXT_PACKAGE);
-  if (!g_option_context_parse (context, &argc, &argv, &error))
-    return fs_cli_usage_error (error->message);
+  if (!fs_cli_parse_options (context, entries, &argc, &argv))
+    return FS_CLI_EXIT_USAGE;
   rc = open_folders (opt_path, &manager, &folders);
   if (rc != FS_CLI_EXIT_OK)
     return rc;
@@ -668,9 +664,8 @@ fs_cli_generate_token (int argc, char **argv)
   gboolean ok;
   int rc;
 
-  g_option_context_add_main_entries (context, entries, GETTEXT_PACKAGE);
-  if (!g_option_context_parse (context, &argc, &argv, &error))
-    return fs_cli_usage_error (error->message);
+  if (!fs_cli_parse_options (context, entries, &argc, &argv))
+    return FS_CLI_EXIT_USAGE;
   if (opt_path == NULL)
     return fs_cli_usage_error (_("--path is required"));
   if (opt_ttl <= 0)
@@ -737,8 +732,8 @@ fs_cli_pair (int argc, char **argv)
 
   g_option_context_add_main_entries (context, entries, GETTEXT_PACKAGE);
   add_store_option_entries (context, &store_opts);
-  if (!g_option_context_parse (context, &argc, &argv, &error))
-    return fs_cli_usage_error (error->message);
+  if (!fs_cli_parse_options (context, NULL, &argc, &argv))
+    return FS_CLI_EXIT_USAGE;
   if (opt_token == NULL || opt_path == NULL)
     return fs_cli_usage_error (_("--token and --path are required"));
   path = fs_cli_absolute_path (opt_path);

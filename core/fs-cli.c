@@ -104,3 +104,17 @@ fs_cli_absolute_path (const gchar *path)
   cwd = g_get_current_dir ();
   return g_canonicalize_filename (path, cwd);
 }
+
+gboolean
+fs_cli_parse_options (GOptionContext *context, const GOptionEntry *entries, int *argc,
+                      char ***argv)
+{
+  g_autoptr (GError) error = NULL;
+
+  if (entries != NULL)
+    g_option_context_add_main_entries (context, entries, GETTEXT_PACKAGE);
+  if (g_option_context_parse (context, argc, argv, &error))
+    return TRUE;
+  fs_cli_usage_error (error->message);
+  return FALSE;
+}

@@ -30,6 +30,10 @@ void fs_cli_error (const gchar *format, ...) G_GNUC_PRINTF (1, 2);
 /* Prints "foldersync: <message>" and returns the exit code for @error. */
 int fs_cli_fail (const GError *error);
 int fs_cli_usage_error (const gchar *message);
+/* Adds @entries (may be NULL: already added) to @context and parses; on a
+ * usage error prints it and returns FALSE (exit with FS_CLI_EXIT_USAGE). */
+gboolean fs_cli_parse_options (GOptionContext *context, const GOptionEntry *entries, int *argc,
+                               char ***argv);
 gchar *fs_cli_absolute_path (const gchar *path);
 
 int fs_cli_start (int argc, char **argv);
