@@ -36,6 +36,7 @@
 #include "fs-hash-stream.h"
 #include "fs-index.h"
 #include "fs-journal.h"
+#include "fs-packer.h"
 #include "fs-plugin-loader.h"
 #include "fs-reconcile.h"
 #include "fs-remote-tree.h"
@@ -54,6 +55,13 @@
 #define TARGETED_MAX_PATHS 1000
 #define DEFAULT_MAX_WORKERS 4
 #define PROGRESS_INTERVAL_US (250 * 1000)
+/* Small files go into pack objects when a sync uploads at least PACK_MIN_FILES
+ * of them (a single edit keeps an object of its own); a pack is written at
+ * PACK_MAX_BYTES or PACK_MAX_MEMBERS. docs/decisions.md, "Packs". */
+#define PACK_FILE_MAX_SIZE (128 * 1024)
+#define PACK_MIN_FILES 8
+#define PACK_MAX_BYTES (4 * 1024 * 1024)
+#define PACK_MAX_MEMBERS 1024
 
 /* One transfer run ahead of the sequential pass by a worker of the pool: the
  * fetch of a remote file into the staging directory, or the read, seal and
@@ -141,6 +149,7 @@ struct _FsEngine {
   GThreadPool *pool;
   GHashTable *fetches;  /* FsRecord* → Transfer (downloads) */
   GHashTable *uploads;  /* FsEntry* → Transfer (uploads) */
+  FsPacker *packer;     /* NULL unless this sync packs small files */
   gchar *staging;       /* absolute; NULL until a download is staged */
   GMutex lock;
   GCond cond;
@@ -879,6 +888,9 @@ flush_records (FsEngine *self, GError **error)
   self->pending_bytes = 0;
   if (n == 0)
     return TRUE;
+  /* No record may name a pack member that is not stored yet. */
+  if (self->packer != NULL && !fs_packer_flush (self->packer, self->cancellable, error))
+    return FALSE;
   records = g_new (const FsRecord *, n);
   for (gboolean checked = self->seq_checked;; checked = FALSE)
     {
@@ -1052,6 +1064,35 @@ object_header (const FsRecord *r)
   return g_bytes_new_take (data, len);
 }
 
+/* More than the sealing of a file of PACK_FILE_MAX_SIZE adds (preamble,
+ * header of at most a few KiB, one chunk's frame). */
+#define PACK_SEAL_SLACK (64 * 1024)
+
+/* Reads @in to its end; more than @max bytes is an error (the file grew). */
+static GBytes *
+read_all (GInputStream *in, gsize max, GCancellable *cancellable, GError **error)
+{
+  g_autoptr(GByteArray) buf = g_byte_array_sized_new ((guint) MIN (max, 64 * 1024));
+  guint8 chunk[16 * 1024];
+
+  for (;;)
+    {
+      gssize n = g_input_stream_read (in, chunk, sizeof chunk, cancellable, error);
+      if (n < 0)
+        return NULL;
+      if (n == 0)
+        break;
+      if (buf->len + (gsize) n > max)
+        {
+          g_set_error_literal (error, G_IO_ERROR, G_IO_ERROR_BUSY,
+                               _("The file grew while it was synced"));
+          return NULL;
+        }
+      g_byte_array_append (buf, chunk, (guint) n);
+    }
+  return g_byte_array_free_to_bytes (g_steal_pointer (&buf));
+}
+
 static gboolean
 upload_file (FsEngine *self, const FsEntry *local, FsRecord *record, GError **error)
 {
@@ -1065,6 +1106,8 @@ upload_file (FsEngine *self, const FsEntry *local, FsRecord *record, GError **er
   g_autoptr(GInputStream) sealed = NULL;
   g_autoptr(GBytes) header = NULL;
   g_autofree gchar *hash = NULL;
+  g_autoptr(GBytes) member = NULL;
+  gboolean packed = self->packer != NULL && local->size <= PACK_FILE_MAX_SIZE;
   struct stat st;
   int fd;
 
@@ -1098,7 +1141,14 @@ upload_file (FsEngine *self, const FsEntry *local, FsRecord *record, GError **er
   sealed = fs_crypto_seal_stream (self->crypto, header, hashing, NULL, error);
   if (sealed == NULL)
     return FALSE;
-  if (!fs_storage_put (self->storage, key, sealed, NULL, NULL, self->cancellable, error))
+  if (packed)
+    {
+      /* Sealed in memory, and into a pack only once it proved untorn. */
+      member = read_all (sealed, local->size + PACK_SEAL_SLACK, self->cancellable, error);
+      if (member == NULL)
+        return FALSE;
+    }
+  else if (!fs_storage_put (self->storage, key, sealed, NULL, NULL, self->cancellable, error))
     return FALSE;
 
   /* Never publish a torn file: what was read must be what was scanned. */
@@ -1107,9 +1157,18 @@ upload_file (FsEngine *self, const FsEntry *local, FsRecord *record, GError **er
       fs_hash_input_stream_get_bytes (FS_HASH_INPUT_STREAM (hashing)) != local->size ||
       !local_unchanged (self, local, local->path, disk_rel))
     {
-      fs_storage_delete (self->storage, key, NULL);
+      if (!packed)
+        fs_storage_delete (self->storage, key, NULL);
       g_set_error (error, G_IO_ERROR, G_IO_ERROR_BUSY, _("‘%s’ changed while it was synced"), disk_rel);
       return FALSE;
+    }
+  if (packed)
+    {
+      g_clear_pointer (&record->object, g_free);
+      if (!fs_packer_add (self->packer, member, &record->object, &record->object_offset,
+                          self->cancellable, error))
+        return FALSE;
+      record->object_length = (gint64) g_bytes_get_size (member);
     }
   add_bytes_moved (self, local->size);
   return TRUE;
@@ -1119,7 +1178,12 @@ upload_file (FsEngine *self, const FsEntry *local, FsRecord *record, GError **er
 static void
 delete_unpublished (FsEngine *self, const FsRecord *record)
 {
-  g_autofree gchar *key = g_strconcat (self->prefix, record->object, NULL);
+  g_autofree gchar *key = NULL;
+
+  /* A pack member is left: the pack holds other files too. */
+  if (record->object == NULL || record->object_length > 0)
+    return;
+  key = g_strconcat (self->prefix, record->object, NULL);
   fs_storage_delete (self->storage, key, NULL);
 }
 
@@ -1266,7 +1330,10 @@ fetch_to_temp (FsEngine *self, const FsRecord *remote, const gchar *dir, const g
   gboolean ok = FALSE;
   int fd;
 
-  in = fs_storage_get (self->storage, key, 0, -1, error);
+  if (remote->object_length > 0)
+    in = fs_storage_get (self->storage, key, remote->object_offset, remote->object_length, error);
+  else
+    in = fs_storage_get (self->storage, key, 0, -1, error);
   if (in == NULL)
     return NULL;
   *object_read = TRUE;
@@ -1733,6 +1800,7 @@ static gboolean
 start_transfers (FsEngine *self, GPtrArray *paths, GArray *actions, GError **error)
 {
   g_autoptr(GPtrArray) queue = g_ptr_array_new ();
+  guint n_small = 0;
 
   self->fetches = g_hash_table_new_full (g_direct_hash, g_direct_equal, NULL,
                                          (GDestroyNotify) transfer_free);
@@ -1753,6 +1821,7 @@ start_transfers (FsEngine *self, GPtrArray *paths, GArray *actions, GError **err
           t->kind = TRANSFER_UPLOAD;
           t->local = local;
           g_hash_table_insert (self->uploads, local, t);
+          n_small += local->size <= PACK_FILE_MAX_SIZE;
           self->progress.pending_uploads++;
           self->progress.bytes_total += local->size;
         }
@@ -1773,6 +1842,8 @@ start_transfers (FsEngine *self, GPtrArray *paths, GArray *actions, GError **err
   self->progress.files_total = self->progress.pending_uploads + self->progress.pending_downloads;
   if (queue->len == 0)
     return TRUE;
+  if (n_small >= PACK_MIN_FILES)
+    self->packer = fs_packer_new (self->storage, self->prefix, PACK_MAX_BYTES, PACK_MAX_MEMBERS);
 
   if (g_hash_table_size (self->fetches) > 0)
     {
@@ -1812,6 +1883,7 @@ finish_transfers (FsEngine *self)
     }
   g_clear_pointer (&self->uploads, g_hash_table_unref);
   g_clear_pointer (&self->fetches, g_hash_table_unref);
+  g_clear_pointer (&self->packer, fs_packer_free);
   if (self->staging != NULL)
     remove_temp (self->staging);
   g_clear_pointer (&self->staging, g_free);

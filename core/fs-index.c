@@ -28,7 +28,7 @@ typedef enum {
 #define ENTRY_COLUMNS "path, disk_path, kind, size, mtime_ns, inode, mode, hash, target, version"
 #define RECORD_COLUMNS                                                                      \
   "version, replaces, path, kind, deleted, size, mtime_ns, mode, hash, target, object, " \
-  "device_id, device_name, seq, time_us"
+  "device_id, device_name, seq, time_us, object_offset, object_length"
 
 static const gchar *const stmt_sql[STMT_LAST] = {
   [STMT_ENTRY_PUT] = "INSERT OR REPLACE INTO entries (" ENTRY_COLUMNS ", synced_at) "
@@ -37,7 +37,7 @@ static const gchar *const stmt_sql[STMT_LAST] = {
   [STMT_ENTRY_LIST] = "SELECT " ENTRY_COLUMNS " FROM entries ORDER BY path",
   [STMT_ENTRY_REMOVE] = "DELETE FROM entries WHERE path = ?1",
   [STMT_RECORD_ADD] = "INSERT OR IGNORE INTO records (" RECORD_COLUMNS ") "
-                      "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
+                      "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
   [STMT_RECORD_LIST] = "SELECT " RECORD_COLUMNS " FROM records ORDER BY rowid",
   [STMT_CURSOR_GET] = "SELECT seq FROM cursors WHERE device_id = ?1",
   [STMT_CURSOR_SET] = "INSERT OR REPLACE INTO cursors (device_id, seq) VALUES (?1, ?2)",
@@ -89,6 +89,9 @@ static const gchar *const migrations[FS_INDEX_SCHEMA_VERSION] = {
   "  key TEXT PRIMARY KEY NOT NULL,"
   "  value TEXT"
   ");",
+  /* v1 → v2: records may name a range of a pack object */
+  "ALTER TABLE records ADD COLUMN object_offset INTEGER NOT NULL DEFAULT 0;"
+  "ALTER TABLE records ADD COLUMN object_length INTEGER NOT NULL DEFAULT -1;",
 };
 
 struct _FsIndex
@@ -489,6 +492,8 @@ fs_index_add_record (FsIndex *self, const FsRecord *record, GError **error)
   bind_text (stmt, 13, record->device_name);
   sqlite3_bind_int64 (stmt, 14, record->seq);
   sqlite3_bind_int64 (stmt, 15, record->time_us);
+  sqlite3_bind_int64 (stmt, 16, (sqlite3_int64) record->object_offset);
+  sqlite3_bind_int64 (stmt, 17, record->object_length > 0 ? record->object_length : -1);
   return step_done (self, stmt, "storing a journal record", error);
 }
 
@@ -521,6 +526,8 @@ fs_index_list_records (FsIndex *self, GError **error)
       r->device_name = column_strdup (stmt, 12);
       r->seq = sqlite3_column_int64 (stmt, 13);
       r->time_us = sqlite3_column_int64 (stmt, 14);
+      r->object_offset = (guint64) sqlite3_column_int64 (stmt, 15);
+      r->object_length = sqlite3_column_int64 (stmt, 16);
       g_ptr_array_add (records, r);
     }
   sqlite3_reset (stmt);

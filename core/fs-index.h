@@ -12,7 +12,7 @@ G_BEGIN_DECLS
 #define FS_TYPE_INDEX (fs_index_get_type ())
 G_DECLARE_FINAL_TYPE (FsIndex, fs_index, FS, INDEX, GObject)
 
-#define FS_INDEX_SCHEMA_VERSION 1
+#define FS_INDEX_SCHEMA_VERSION 2
 
 /* Opens or creates the database, runs migrations. A schema newer than this
  * code knows is FS_INDEX_ERROR_SCHEMA_TOO_NEW. */

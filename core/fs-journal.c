@@ -53,6 +53,11 @@ build_record (JsonBuilder *b, const FsRecord *r)
   fs_json_add_string (b, "hash", r->hash);
   fs_json_add_string (b, "target", r->target);
   fs_json_add_string (b, "object", r->object);
+  if (r->object_length > 0)
+    {
+      fs_json_add_int (b, "object_offset", (gint64) r->object_offset);
+      fs_json_add_int (b, "object_length", r->object_length);
+    }
   fs_json_add_string (b, "device_id", r->device_id);
   fs_json_add_string (b, "device_name", r->device_name);
   fs_json_add_int (b, "seq", r->seq);
@@ -73,6 +78,7 @@ static FsRecord *
 record_from_object (JsonObject *o, GError **error)
 {
   g_autoptr(FsRecord) r = fs_record_new ();
+  gint64 object_offset;
 
   if (json_object_get_int_member_with_default (o, "format", 0) != 1)
     {
@@ -91,6 +97,8 @@ record_from_object (JsonObject *o, GError **error)
   r->hash = fs_json_dup_string (o, "hash");
   r->target = fs_json_dup_string (o, "target");
   r->object = fs_json_dup_string (o, "object");
+  object_offset = fs_json_get_int (o, "object_offset", 0);
+  r->object_length = fs_json_get_int (o, "object_length", -1);
   r->device_id = fs_json_dup_string (o, "device_id");
   r->device_name = fs_json_dup_string (o, "device_name");
   r->seq = json_object_get_int_member_with_default (o, "seq", -1);
@@ -104,12 +112,14 @@ record_from_object (JsonObject *o, GError **error)
     }
   if (r->version == NULL || r->path == NULL || r->device_id == NULL || r->seq < 0 ||
       r->kind < FS_KIND_FILE || r->kind > FS_KIND_SYMLINK ||
-      (!r->deleted && r->kind == FS_KIND_FILE && (r->object == NULL || r->hash == NULL)))
+      (!r->deleted && r->kind == FS_KIND_FILE && (r->object == NULL || r->hash == NULL)) ||
+      object_offset < 0 || r->object_length < -1 || r->object_length == 0)
     {
       g_set_error_literal (error, FS_CRYPTO_ERROR, FS_CRYPTO_ERROR_CORRUPT,
                            _("Journal record lacks required fields"));
       return NULL;
     }
+  r->object_offset = (guint64) object_offset;
   return g_steal_pointer (&r);
 }
 

@@ -49,7 +49,9 @@ fs_entry_disk_path (const FsEntry *entry)
 FsRecord *
 fs_record_new (void)
 {
-  return g_new0 (FsRecord, 1);
+  FsRecord *r = g_new0 (FsRecord, 1);
+  r->object_length = -1;
+  return r;
 }
 
 FsRecord *

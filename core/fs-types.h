@@ -47,6 +47,8 @@ typedef struct {
   gchar *hash;
   gchar *target;     /* symlink target */
   gchar *object;     /* storage key of the content (files only) */
+  guint64 object_offset; /* where the content starts in @object (a pack member) */
+  gint64 object_length;  /* its length in @object; -1 (or 0): the whole object */
   gchar *device_id;
   gchar *device_name;
   gint64 seq;        /* the writer's journal sequence number */

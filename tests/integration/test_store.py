@@ -2,6 +2,7 @@
 names that must round-trip exactly, and a restart that does no work."""
 import os
 import random
+import re
 import shutil
 import sys
 import time
@@ -234,18 +235,24 @@ def test_crash_after_journal_append():
 
 
 def test_one_sync_per_folder_at_a_time():
+    """A second sync of a folder whose lock another process holds is refused
+    at once. The other process is this test holding the folder's flock: a
+    real first sync is too quick (small files go into packs) to race with."""
+    import fcntl
+    import glob
     ws, a, b = pair("busy")
-    for i in range(1500):
-        write(os.path.join(a.root, "d%d" % (i % 10), "f%d" % i), b"%d" % i)
-    import subprocess
-    first = subprocess.Popen([sys.argv[1], "sync", "--path", a.root, "--key-file", a.key,
-                              "--store", a.store], env=a.env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    time.sleep(0.3)
-    second = a.run()
-    first.communicate()
-    check(first.returncode == 0, "first sync failed")
+    write(os.path.join(a.root, "f"), b"x")
+    a.sync()
+    locks = glob.glob(os.path.join(a.home, "data", "**", "*.lock"), recursive=True)
+    check(len(locks) == 1, "lock files %r" % locks)
+    with open(locks[0], "r+") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        second = a.run()
     check(second.returncode == 9 and b"another process" in second.stderr,
           "second sync: rc %d %r" % (second.returncode, second.stderr))
+    write(os.path.join(a.root, "g"), b"y")
+    s = a.sync()
+    check(s["files_up"] == 1, "after the lock was released: %r" % s)
     ws.cleanup()
 
 
@@ -390,6 +397,62 @@ def test_tamper_each_object():
     ws.cleanup()
 
 
+def store_files(store, top):
+    out = []
+    for dirpath, _, filenames in os.walk(os.path.join(store, top)):
+        out += [os.path.join(dirpath, f) for f in filenames]
+    return out
+
+
+def test_small_files_packed():
+    """A sync of many small files writes them into a pack; a single edit gets
+    an object of its own; a damaged member costs only its own file."""
+    ws, a, b = pair("packed")
+    rng = random.Random(3)
+    names = []
+    for i in range(40):
+        rel = os.path.join("dir%d" % (i % 3), "small-%02d.txt" % i)
+        write(os.path.join(a.root, rel), rng.randbytes(rng.randrange(0, 5000)))
+        names.append(rel)
+    write(os.path.join(a.root, "big.bin"), rng.randbytes(200 * 1024))
+    s = a.sync()
+    check(s["files_up"] == 41, "summary %r" % s)
+    packs, objects = store_files(a.store, "p"), store_files(a.store, "o")
+    check(len(packs) == 1 and len(objects) == 1, "packs %r, objects %r" % (packs, objects))
+    pack_data = open(packs[0], "rb").read()
+    for n in names:
+        check(os.path.basename(n).encode() not in pack_data, "the pack names %s" % n)
+    s = b.sync()
+    check(s["files_down"] == 41 and s["errors"] == 0, "summary %r" % s)
+    converged(a, b)
+
+    write(os.path.join(a.root, names[0]), b"one edit")
+    s = a.sync()
+    check(s["files_up"] == 1, "summary %r" % s)
+    check(len(store_files(a.store, "p")) == 1 and len(store_files(a.store, "o")) == 2,
+          "a single edit was packed: %r" % store_files(a.store, "p"))
+    b.sync()
+    converged(a, b)
+
+    # Members are whole sealed objects back to back: damage the 6th.
+    starts = [m.start() for m in re.finditer(b"FSO1\x01", pack_data)]
+    check(len(starts) == 40, "members found: %d" % len(starts))
+    damaged = bytearray(pack_data)
+    damaged[(starts[5] + starts[6]) // 2] ^= 0x10
+    with open(packs[0], "wb") as fh:
+        fh.write(damaged)
+    c = ws.device("c", a.store, a.key)
+    s = c.sync(expect_rc=EXIT_PARTIAL)
+    check(s["errors"] == 1 and s["files_down"] == 40, "summary %r" % s)
+    bad = [m for m in s["messages"] if "corrupt" in m]
+    check(len(bad) == 1, "messages %r" % s["messages"])
+    missing = [n for n in names + ["big.bin"] if not os.path.exists(os.path.join(c.root, n))]
+    check(len(missing) == 1 and missing[0] in bad[0], "missing %r, message %r" % (missing, bad))
+    check(not any(f.startswith(".foldersync.tmp") for f in os.listdir(c.root)),
+          "temp file left behind")
+    ws.cleanup()
+
+
 def objects_now(store):
     out = []
     for dirpath, _, filenames in os.walk(os.path.join(store, "o")):
@@ -464,4 +527,4 @@ if __name__ == "__main__":
                         test_mass_delete_held_back, test_ignore_file_honoured,
                         test_local_disk_full,
                         test_no_plaintext_in_store, test_tamper_each_object, test_names_round_trip,
-                        test_restart_does_no_work]))
+                        test_restart_does_no_work, test_small_files_packed]))

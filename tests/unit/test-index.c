@@ -404,6 +404,72 @@ test_index_many (Fixture *f, gconstpointer data)
   g_assert_cmpfloat (put_s + load_s, <, 10.0);
 }
 
+/* An index of schema 1 (before pack members) keeps its records: they name
+ * whole objects; a record with a range round-trips after the migration. */
+static void
+test_index_migrate_v1 (Fixture *f, gconstpointer data)
+{
+  g_autoptr (GError) error = NULL;
+  g_autoptr (FsIndex) index = NULL;
+  g_autoptr (GPtrArray) records = NULL;
+  g_autoptr (FsRecord) packed = fs_record_new ();
+  sqlite3 *db = NULL;
+  const gchar *v1 =
+    "CREATE TABLE entries (path TEXT PRIMARY KEY NOT NULL, disk_path TEXT, kind INTEGER NOT NULL,"
+    " size INTEGER NOT NULL DEFAULT 0, mtime_ns INTEGER NOT NULL DEFAULT 0, inode INTEGER NOT NULL"
+    " DEFAULT 0, mode INTEGER NOT NULL DEFAULT 0, hash TEXT, target TEXT, version TEXT,"
+    " synced_at INTEGER NOT NULL DEFAULT 0);"
+    "CREATE TABLE records (version TEXT PRIMARY KEY NOT NULL, replaces TEXT, path TEXT NOT NULL,"
+    " kind INTEGER NOT NULL, deleted INTEGER NOT NULL DEFAULT 0, size INTEGER NOT NULL DEFAULT 0,"
+    " mtime_ns INTEGER NOT NULL DEFAULT 0, mode INTEGER NOT NULL DEFAULT 0, hash TEXT, target TEXT,"
+    " object TEXT, device_id TEXT, device_name TEXT, seq INTEGER NOT NULL DEFAULT 0,"
+    " time_us INTEGER NOT NULL DEFAULT 0);"
+    "CREATE INDEX records_replaces ON records (replaces);"
+    "CREATE TABLE cursors (device_id TEXT PRIMARY KEY NOT NULL, seq INTEGER NOT NULL);"
+    "CREATE TABLE meta (key TEXT PRIMARY KEY NOT NULL, value TEXT);"
+    "INSERT INTO records (version, path, kind, hash, object, device_id, seq)"
+    " VALUES ('v1', 'a.txt', 1, 'h', 'o/ab/abc.v1', 'dev', 0);"
+    "PRAGMA user_version = 1;";
+
+  g_assert_cmpint (sqlite3_open (f->db, &db), ==, SQLITE_OK);
+  g_assert_cmpint (sqlite3_exec (db, v1, NULL, NULL, NULL), ==, SQLITE_OK);
+  sqlite3_close (db);
+
+  index = fs_index_open (f->db, &error);
+  g_assert_no_error (error);
+  g_assert_cmpint (fs_index_get_schema_version (index), ==, FS_INDEX_SCHEMA_VERSION);
+  packed->version = g_strdup ("v2");
+  packed->replaces = g_strdup ("v1");
+  packed->path = g_strdup ("a.txt");
+  packed->kind = FS_KIND_FILE;
+  packed->hash = g_strdup ("h2");
+  packed->object = g_strdup ("p/cd/cdef");
+  packed->object_offset = 1 << 20;
+  packed->object_length = 777;
+  packed->device_id = g_strdup ("dev");
+  packed->seq = 1;
+  g_assert_true (fs_index_add_record (index, packed, &error));
+  records = fs_index_list_records (index, &error);
+  g_assert_no_error (error);
+  g_assert_cmpuint (records->len, ==, 2);
+  for (guint i = 0; i < records->len; i++)
+    {
+      FsRecord *r = g_ptr_array_index (records, i);
+      if (g_strcmp0 (r->version, "v1") == 0)
+        {
+          g_assert_cmpstr (r->object, ==, "o/ab/abc.v1");
+          g_assert_cmpint (r->object_length, ==, -1);
+          g_assert_cmpuint (r->object_offset, ==, 0);
+        }
+      else
+        {
+          g_assert_cmpstr (r->object, ==, "p/cd/cdef");
+          g_assert_cmpint (r->object_length, ==, 777);
+          g_assert_cmpuint (r->object_offset, ==, 1 << 20);
+        }
+    }
+}
+
 int
 main (int argc, char **argv)
 {
@@ -417,6 +483,7 @@ main (int argc, char **argv)
   ADD ("/index/wal", test_index_wal);
   ADD ("/index/schema/too-new", test_index_schema_too_new);
   ADD ("/index/schema/corrupt", test_index_corrupt);
+  ADD ("/index/schema/migrate-v1", test_index_migrate_v1);
   ADD ("/index/open-error", test_index_unopenable);
   ADD ("/index/many", test_index_many);
 #undef ADD

@@ -77,6 +77,41 @@ test_json_round_trip (void)
   g_assert_cmpstr (back->device_name, ==, r->device_name);
   g_assert_cmpint (back->seq, ==, r->seq);
   g_assert_cmpint (back->time_us, ==, r->time_us);
+  g_assert_cmpint (back->object_length, ==, -1);
+  g_assert_cmpuint (back->object_offset, ==, 0);
+}
+
+/* A pack member: its range travels with the record; an impossible range is
+ * refused. */
+static void
+test_json_pack_member (void)
+{
+  g_autoptr(FsRecord) r = sample_record ("a.txt");
+  g_autoptr(GBytes) json = NULL;
+  g_autoptr(FsRecord) back = NULL;
+  g_autoptr(GError) error = NULL;
+  const gchar *bad[] = { "\"object_length\": 0", "\"object_length\": -5",
+                         "\"object_offset\": -1, \"object_length\": 9" };
+
+  r->object_offset = 123456;
+  r->object_length = 4242;
+  json = fs_record_to_json (r);
+  back = fs_record_from_json (json, &error);
+  g_assert_no_error (error);
+  g_assert_cmpuint (back->object_offset, ==, 123456);
+  g_assert_cmpint (back->object_length, ==, 4242);
+
+  for (gsize i = 0; i < G_N_ELEMENTS (bad); i++)
+    {
+      g_autofree gchar *text = g_strdup_printf (
+        "{\"format\": 1, \"version\": \"v\", \"path\": \"a\", \"kind\": 1, \"hash\": \"h\", "
+        "\"object\": \"p/ab/abc\", \"device_id\": \"d\", \"seq\": 0, %s}", bad[i]);
+      g_autoptr(GBytes) bytes = g_bytes_new (text, strlen (text));
+      g_autoptr(GError) bad_error = NULL;
+      g_autoptr(FsRecord) none = fs_record_from_json (bytes, &bad_error);
+      g_assert_null (none);
+      g_assert_error (bad_error, FS_CRYPTO_ERROR, FS_CRYPTO_ERROR_CORRUPT);
+    }
 }
 
 static void
@@ -154,6 +189,7 @@ main (int argc, char **argv)
   g_test_add_func ("/journal/path-valid", test_path_valid);
   g_test_add_func ("/journal/json-round-trip", test_json_round_trip);
   g_test_add_func ("/journal/json-rejects", test_json_rejects);
+  g_test_add_func ("/journal/json-pack-member", test_json_pack_member);
   g_test_add_func ("/journal/record-key", test_record_key);
   g_test_add_func ("/journal/segment-json", test_segment_json);
   return g_test_run ();
