@@ -336,6 +336,8 @@ main (int argc, char **argv)
   bind_textdomain_codeset (GETTEXT_PACKAGE, "UTF-8");
   textdomain (GETTEXT_PACKAGE);
   g_log_set_writer_func (log_writer, NULL, NULL);
+  /* stdout is for results (--json, keygen, tokens): logs never mix into it. */
+  g_log_writer_default_set_use_stderr (TRUE);
 
   for (; first < argc && argv[first][0] == '-'; first++)
     {

@@ -119,9 +119,8 @@ struct _FsEngine {
   GDestroyNotify event_notify;
 
   /* Per sync run. */
-  GHashTable *records;      /* version → FsRecord (borrowed from records_array) */
-  GPtrArray *records_array;
-  GHashTable *remote;       /* effective path → FsRecord head */
+  GHashTable *records;      /* version → FsRecord or NULL: looked up in the index so far */
+  GHashTable *remote;       /* effective path → FsRecord head or NULL (see remote_head()) */
   GHashTable *local;        /* path → FsEntry (scan) */
   GHashTable *actions;      /* path → FsActionType planned for it */
   FsSyncStats *stats;
@@ -132,16 +131,12 @@ struct _FsEngine {
   gboolean seq_checked;     /* next_seq was checked against the store this sync */
   guint held_deletes;       /* held back by the last whole sync */
 
-  /* Kept between syncs (a daemon's engine lives long): the remote tree as of
-   * the index's records up to cache_marker, and the ignore rules of the last
-   * whole scan, so a sync of a few changed paths neither reads every record
-   * nor walks the folder. */
-  GPtrArray *cache_records;
-  GHashTable *cache_by_version; /* version → FsRecord (borrowed from cache_records) */
-  GHashTable *cache_remote;     /* effective path → FsRecord head */
-  gint64 cache_marker;
+  /* Kept between syncs (a daemon's engine lives long): the ignore rules of
+   * the last whole scan, so a sync of a few changed paths need not walk the
+   * folder. The remote tree is kept in the index (its heads table), not in
+   * memory: see ensure_remote_tree(). */
   FsIgnore *cache_ignore;
-  GPtrArray *cache_updates;     /* FsRecord copies of ours that landed, path = key */
+  gboolean remote_complete; /* @remote holds every head (a whole sync) */
 
   /* Per sync run: the worker pool and what it was given. Workers read the
    * fields above (never the index, never @stats); everything they report is
@@ -160,61 +155,156 @@ struct _FsEngine {
 
 G_DEFINE_FINAL_TYPE (FsEngine, fs_engine, G_TYPE_OBJECT)
 
-/* Puts our own record @update into the kept remote tree, if that is what
- * deriving the tree again would give: it continues the plain chain at its
- * path (no conflict name involved). FALSE otherwise. */
-static gboolean
-cache_apply (FsEngine *self, FsRecord *update)
+/* The head of @path in the remote tree (borrowed), or NULL. A whole sync
+ * loaded every head; otherwise they are looked up in the index as needed. */
+static FsRecord *
+remote_head (FsEngine *self, const gchar *path)
 {
-  g_autofree gchar *key = fs_path_normalize (update->path);
-  FsRecord *head = key != NULL ? g_hash_table_lookup (self->cache_remote, key) : NULL;
-  FsRecord *copy;
-  FsRecord *head_copy;
+  g_autoptr(GError) error = NULL;
+  gpointer value = NULL;
+  FsRecord *head;
+
+  if (g_hash_table_lookup_extended (self->remote, path, NULL, &value) || self->remote_complete)
+    return value;
+  head = fs_index_lookup_head (self->index, path, &error);
+  if (error != NULL)
+    g_warning ("Reading the remote tree: %s", error->message);
+  g_hash_table_insert (self->remote, g_strdup (path), head);
+  return head;
+}
+
+/* The record of @version as it was written (its disk spelling), or NULL. */
+static FsRecord *
+record_by_version (FsEngine *self, const gchar *version)
+{
+  g_autoptr(GError) error = NULL;
+  gpointer value = NULL;
+  FsRecord *record;
+
+  if (g_hash_table_lookup_extended (self->records, version, NULL, &value))
+    return value;
+  record = fs_index_lookup_record (self->index, version, &error);
+  if (error != NULL)
+    g_warning ("Reading a journal record: %s", error->message);
+  g_hash_table_insert (self->records, g_strdup (version), record);
+  return record;
+}
+
+/* Per sync: the remote tree, all of it (@complete, a whole sync) or what
+ * the sync asks for. */
+static gboolean
+begin_remote (FsEngine *self, gboolean complete, GError **error)
+{
+  self->records = g_hash_table_new_full (g_str_hash, g_str_equal, g_free,
+                                         (GDestroyNotify) fs_record_free);
+  self->remote_complete = complete;
+  if (complete)
+    self->remote = fs_index_load_heads (self->index, error);
+  else
+    self->remote = g_hash_table_new_full (g_str_hash, g_str_equal, g_free,
+                                          (GDestroyNotify) fs_record_free);
+  return self->remote != NULL;
+}
+
+static void
+end_remote (FsEngine *self)
+{
+  g_clear_pointer (&self->remote, g_hash_table_unref);
+  g_clear_pointer (&self->records, g_hash_table_unref);
+  self->remote_complete = FALSE;
+}
+
+#define HEADS_MARKER "heads_marker"
+
+/* Whether the index's heads table is the remote tree of its records: it is
+ * when the record marker has not moved since the table was written. */
+static gboolean
+heads_valid (FsEngine *self, gint64 marker, gboolean *valid, GError **error)
+{
+  g_autofree gchar *stored = NULL;
+
+  if (!fs_index_read_meta (self->index, HEADS_MARKER, &stored, error))
+    return FALSE;
+  *valid = stored != NULL && g_ascii_strtoll (stored, NULL, 10) == marker;
+  return TRUE;
+}
+
+static gboolean
+set_heads_marker (FsEngine *self, gint64 marker, GError **error)
+{
+  g_autofree gchar *text = g_strdup_printf ("%" G_GINT64_FORMAT, marker);
+  return fs_index_set_meta (self->index, HEADS_MARKER, text, error);
+}
+
+/* Makes the index's heads table the remote tree of all its records. Derived
+ * again (every record read, resolved) only when records came in that are not
+ * simple continuations of ours: another device's, or after a conflict. */
+static gboolean
+ensure_remote_tree (FsEngine *self, GError **error)
+{
+  gint64 marker = fs_index_get_record_marker (self->index, error);
+  g_autoptr(GPtrArray) records = NULL;
+  g_autoptr(GHashTable) heads = NULL;
+  GHashTableIter iter;
+  gpointer key, value;
+  gboolean valid;
+
+  if (marker < 0 || !heads_valid (self, marker, &valid, error))
+    return FALSE;
+  if (valid)
+    return TRUE;
+  records = fs_index_list_records (self->index, error);
+  if (records == NULL)
+    return FALSE;
+  heads = fs_remote_tree_resolve (records);
+  g_debug ("remote tree derived again: %u records, %u heads", records->len,
+           g_hash_table_size (heads));
+  if (!fs_index_begin (self->index, error))
+    return FALSE;
+  if (!fs_index_clear_heads (self->index, error))
+    goto fail;
+  g_hash_table_iter_init (&iter, heads);
+  while (g_hash_table_iter_next (&iter, &key, &value))
+    if (!fs_index_put_head (self->index, key, ((FsRecord *) value)->version, error))
+      goto fail;
+  if (!set_heads_marker (self, marker, error))
+    goto fail;
+  return fs_index_commit (self->index, error);
+
+fail:
+  fs_index_rollback (self->index);
+  return FALSE;
+}
+
+/* Inside flush_records()' transaction: our landed @record continues the
+ * plain chain at its path (no conflict name involved), so the heads table
+ * takes it as the new head, as deriving the tree again would. FALSE (and no
+ * change) when it does not: the tree is derived again next time. */
+static gboolean
+apply_own_head (FsEngine *self, const FsRecord *record, GError **error)
+{
+  g_autofree gchar *key = fs_path_normalize (record->path);
+  g_autoptr(FsRecord) head = NULL;
+  g_autoptr(GError) local_error = NULL;
 
   if (key == NULL)
     return FALSE;
-  if (head == NULL ? update->replaces != NULL : g_strcmp0 (head->version, update->replaces) != 0)
+  head = fs_index_lookup_head (self->index, key, &local_error);
+  if (local_error != NULL)
+    {
+      g_propagate_error (error, g_steal_pointer (&local_error));
+      return FALSE;
+    }
+  if (head == NULL ? record->replaces != NULL : g_strcmp0 (head->version, record->replaces) != 0)
     return FALSE;
   if (head != NULL)
     {
-      FsRecord *original = g_hash_table_lookup (self->cache_by_version, head->version);
+      g_autoptr(FsRecord) original = fs_index_lookup_record (self->index, head->version, error);
       g_autofree gchar *normalized = original != NULL ? fs_path_normalize (original->path) : NULL;
       if (g_strcmp0 (normalized, key) != 0)
         return FALSE;
     }
-  /* by_version keeps the record as written (its disk spelling); the head
-   * is keyed and named by the normalized path, as resolve names heads. */
-  copy = fs_record_copy (update);
-  g_ptr_array_add (self->cache_records, copy);
-  g_hash_table_insert (self->cache_by_version, copy->version, copy);
-  head_copy = fs_record_copy (update);
-  g_free (head_copy->path);
-  head_copy->path = g_strdup (key);
-  g_hash_table_replace (self->cache_remote, g_steal_pointer (&key), head_copy);
-  return TRUE;
-}
-
-/* After a sync's actions: our landed records into the kept tree, or the
- * tree is derived again next time. */
-static void
-cache_apply_updates (FsEngine *self)
-{
-  g_autoptr(GPtrArray) updates = g_steal_pointer (&self->cache_updates);
-  gboolean ok = self->cache_remote != NULL && self->cache_marker >= 0;
-
-  for (guint i = 0; ok && updates != NULL && i < updates->len; i++)
-    ok = cache_apply (self, g_ptr_array_index (updates, i));
-  self->cache_marker = ok ? fs_index_get_record_marker (self->index, NULL) : -1;
-}
-
-static void
-drop_cache (FsEngine *self)
-{
-  g_clear_pointer (&self->cache_remote, g_hash_table_unref);
-  g_clear_pointer (&self->cache_by_version, g_hash_table_unref);
-  g_clear_pointer (&self->cache_records, g_ptr_array_unref);
-  g_clear_pointer (&self->cache_updates, g_ptr_array_unref);
-  self->cache_marker = -1;
+  return fs_index_put_head (self->index, key, record->version, error);
 }
 
 static void
@@ -230,7 +320,6 @@ fs_engine_finalize (GObject *object)
   g_free (self->index_path);
   g_free (self->device_id);
   g_free (self->device_name);
-  drop_cache (self);
   g_clear_pointer (&self->cache_ignore, fs_ignore_free);
   if (self->lock_fd >= 0)
     close (self->lock_fd);
@@ -253,7 +342,6 @@ static void
 fs_engine_init (FsEngine *self)
 {
   self->lock_fd = -1;
-  self->cache_marker = -1;
   self->delete_guard_share = 0.5;
   self->delete_guard_min = 10;
   self->max_workers = DEFAULT_MAX_WORKERS;
@@ -719,7 +807,7 @@ unique_conflict_name (FsEngine *self, const gchar *disk_rel, const gchar *device
       g_autofree gchar *key = fs_path_normalize (candidate);
       g_autoptr(FsEntry) base = fs_index_lookup (self->index, key, NULL);
 
-      if (base == NULL && !g_hash_table_contains (self->remote, key) &&
+      if (base == NULL && remote_head (self, key) == NULL &&
           !g_hash_table_contains (self->local, key) &&
           !g_file_test (abs, G_FILE_TEST_EXISTS | G_FILE_TEST_IS_SYMLINK))
         return g_steal_pointer (&candidate);
@@ -883,6 +971,8 @@ flush_records (FsEngine *self, GError **error)
   g_autofree const FsRecord **records = NULL;
   g_autofree gchar *next = NULL;
   guint n = pending != NULL ? pending->len : 0;
+  gint64 marker;
+  gboolean heads_follow;
 
   self->pending = NULL;
   self->pending_bytes = 0;
@@ -941,6 +1031,9 @@ flush_records (FsEngine *self, GError **error)
   self->stats->records_written += n;
 
   next = g_strdup_printf ("%" G_GINT64_FORMAT, self->next_seq);
+  marker = fs_index_get_record_marker (self->index, error);
+  if (marker < 0 || !heads_valid (self, marker, &heads_follow, error))
+    return FALSE;
   if (!fs_index_begin (self->index, error))
     return FALSE;
   for (guint i = 0; i < n; i++)
@@ -954,6 +1047,30 @@ flush_records (FsEngine *self, GError **error)
           return FALSE;
         }
     }
+  /* Our records move the heads they continue, in the same transaction, so
+   * the next sync need not derive the tree again. */
+  for (guint i = 0; i < n && heads_follow; i++)
+    {
+      PendingRecord *p = g_ptr_array_index (pending, i);
+      g_autoptr(GError) local_error = NULL;
+
+      heads_follow = apply_own_head (self, p->record, &local_error);
+      if (local_error != NULL)
+        {
+          fs_index_rollback (self->index);
+          g_propagate_error (error, g_steal_pointer (&local_error));
+          return FALSE;
+        }
+    }
+  if (heads_follow)
+    {
+      marker = fs_index_get_record_marker (self->index, error);
+      if (marker < 0 || !set_heads_marker (self, marker, error))
+        {
+          fs_index_rollback (self->index);
+          return FALSE;
+        }
+    }
   if (!fs_index_set_cursor (self->index, self->device_id, self->next_seq - 1, error) ||
       !fs_index_set_meta (self->index, "next_seq", next, error))
     {
@@ -962,14 +1079,6 @@ flush_records (FsEngine *self, GError **error)
     }
   if (!fs_index_commit (self->index, error))
     return FALSE;
-  /* The new heads go into the kept remote tree after this sync's actions. */
-  if (self->cache_updates == NULL)
-    self->cache_updates = g_ptr_array_new_with_free_func ((GDestroyNotify) fs_record_free);
-  for (guint i = 0; i < n; i++)
-    {
-      PendingRecord *p = g_ptr_array_index (pending, i);
-      g_ptr_array_add (self->cache_updates, fs_record_copy (p->record));
-    }
   for (guint i = 0; i < n; i++)
     {
       PendingRecord *p = g_ptr_array_index (pending, i);
@@ -1576,7 +1685,7 @@ keep_remote_beside_dir (FsEngine *self, const FsEntry *dir, const FsRecord *remo
   copy->mode = st.st_mode & 07777;
   copy->hash = g_strdup (remote->hash);
   copy->target = g_strdup (remote->target);
-  return do_upload (self, copy, g_hash_table_lookup (self->remote, copy->path), error);
+  return do_upload (self, copy, remote_head (self, copy->path), error);
 }
 
 /* Makes the disk hold @remote at @path; @scanned is what the scan saw there. */
@@ -1584,7 +1693,7 @@ static gboolean
 do_download (FsEngine *self, const gchar *path, const FsEntry *scanned, const FsRecord *remote,
              GError **error)
 {
-  FsRecord *original = g_hash_table_lookup (self->records, remote->version);
+  FsRecord *original = record_by_version (self, remote->version);
   const gchar *record_path = original != NULL ? original->path : remote->path;
   g_autofree gchar *normalized = fs_path_normalize (record_path);
   g_autofree gchar *disk_rel = NULL;
@@ -1739,7 +1848,7 @@ do_conflict (FsEngine *self, const gchar *path, const FsEntry *local, const FsRe
   g_free (moved->disk_path);
   moved->path = fs_path_normalize (copy_rel);
   moved->disk_path = g_strcmp0 (moved->path, copy_rel) != 0 ? g_strdup (copy_rel) : NULL;
-  if (!do_upload (self, moved, g_hash_table_lookup (self->remote, moved->path), error))
+  if (!do_upload (self, moved, remote_head (self, moved->path), error))
     return FALSE;
   emit_event (self, FS_SYNC_EVENT_FILE_SYNCED, moved->path, "up");
   return TRUE;
@@ -1811,7 +1920,7 @@ start_transfers (FsEngine *self, GPtrArray *paths, GArray *actions, GError **err
       const gchar *path = g_ptr_array_index (paths, i);
       FsActionType action = g_array_index (actions, FsActionType, i);
       FsEntry *local = g_hash_table_lookup (self->local, path);
-      FsRecord *remote = g_hash_table_lookup (self->remote, path);
+      FsRecord *remote = remote_head (self, path);
       Transfer *t;
 
       if (action == FS_ACTION_UPLOAD && local != NULL && local->kind == FS_KIND_FILE &&
@@ -1907,7 +2016,7 @@ run_action (FsEngine *self, const gchar *path, FsActionType action, GError **err
 {
   FsEntry *local = g_hash_table_lookup (self->local, path);
   g_autoptr(FsEntry) base = fs_index_lookup (self->index, path, error);
-  FsRecord *remote = g_hash_table_lookup (self->remote, path);
+  FsRecord *remote = remote_head (self, path);
 
   if (base == NULL && error != NULL && *error != NULL)
     return FALSE;
@@ -1959,24 +2068,26 @@ compare_paths (gconstpointer a, gconstpointer b)
  * to it (with no stat data, so the scan hashes the file) instead of seeing a
  * conflict with ourselves. */
 static gboolean
-catch_up_own_records (FsEngine *self, GHashTable *base, GHashTable *remote,
-                      GHashTable *by_version, GError **error)
+catch_up_own_records (FsEngine *self, GHashTable *base, GError **error)
 {
   GHashTableIter iter;
   gpointer key, value;
 
-  g_hash_table_iter_init (&iter, remote);
+  g_hash_table_iter_init (&iter, self->remote);
   while (g_hash_table_iter_next (&iter, &key, &value))
     {
       FsRecord *r = value;
-      FsEntry *b = g_hash_table_lookup (base, key);
-      FsRecord *original = g_hash_table_lookup (by_version, r->version);
+      FsEntry *b;
+      FsRecord *original;
       g_autofree gchar *normalized = NULL;
       FsEntry *caught;
 
-      if (g_strcmp0 (r->device_id, self->device_id) != 0 || r->replaces == NULL ||
-          b == NULL || g_strcmp0 (b->version, r->replaces) != 0)
+      if (r == NULL || g_strcmp0 (r->device_id, self->device_id) != 0 || r->replaces == NULL)
         continue;
+      b = g_hash_table_lookup (base, key);
+      if (b == NULL || g_strcmp0 (b->version, r->replaces) != 0)
+        continue;
+      original = record_by_version (self, r->version);
       g_message ("Catching up with our own record for ‘%s’", (const gchar *) key);
       if (r->deleted)
         {
@@ -2042,34 +2153,6 @@ fs_engine_set_confirm_deletes (FsEngine *self, gboolean confirm)
   self->confirm_deletes = confirm;
 }
 
-/* The remote tree as of the index's records now; derived again only when
- * records were added since it was last derived. */
-static gboolean
-ensure_remote_tree (FsEngine *self, GError **error)
-{
-  gint64 marker = fs_index_get_record_marker (self->index, error);
-  GPtrArray *records;
-
-  if (marker < 0)
-    return FALSE;
-  if (self->cache_remote != NULL && marker == self->cache_marker)
-    return TRUE;
-  drop_cache (self);
-  records = fs_index_list_records (self->index, error);
-  if (records == NULL)
-    return FALSE;
-  self->cache_records = records;
-  self->cache_by_version = g_hash_table_new (g_str_hash, g_str_equal);
-  for (guint i = 0; i < records->len; i++)
-    {
-      FsRecord *r = g_ptr_array_index (records, i);
-      g_hash_table_insert (self->cache_by_version, r->version, r);
-    }
-  self->cache_remote = fs_remote_tree_resolve (records);
-  self->cache_marker = marker;
-  return TRUE;
-}
-
 /* Begins a sync run: progress reset, then the journal records after our
  * cursors into the index. */
 static gboolean
@@ -2120,7 +2203,7 @@ plan_and_act (FsEngine *self, GPtrArray *paths, GHashTable *local, GHashTable *b
       const gchar *path = g_ptr_array_index (paths, i);
       FsEntry *l = g_hash_table_lookup (local, path);
       FsEntry *b = g_hash_table_lookup (base, path);
-      FsRecord *r = g_hash_table_lookup (self->cache_remote, path);
+      FsRecord *r = remote_head (self, path);
       FsActionType action = fs_reconcile (l, b, r);
       FsKind kind = l != NULL ? l->kind : b != NULL ? b->kind : r != NULL ? r->kind : FS_KIND_NONE;
       gboolean stat_changed = l != NULL && b != NULL && !fs_entry_same_stat (l, b);
@@ -2141,8 +2224,6 @@ plan_and_act (FsEngine *self, GPtrArray *paths, GHashTable *local, GHashTable *b
     hold_mass_deletes (self, paths, actions, n_base, stats, messages);
 
   /* 4. Act: parents before children, then deletions children first. */
-  self->records = self->cache_by_version;
-  self->remote = self->cache_remote;
   self->local = local;
   self->actions = action_of;
   self->stats = stats;
@@ -2164,7 +2245,7 @@ plan_and_act (FsEngine *self, GPtrArray *paths, GHashTable *local, GHashTable *b
           const gchar *path = g_ptr_array_index (paths, i);
           FsActionType action = g_array_index (actions, FsActionType, i);
           FsEntry *l = g_hash_table_lookup (self->local, path);
-          FsRecord *r = g_hash_table_lookup (self->remote, path);
+          FsRecord *r = remote_head (self, path);
           g_autoptr(GError) local_error = NULL;
           gboolean done;
 
@@ -2234,10 +2315,6 @@ plan_and_act (FsEngine *self, GPtrArray *paths, GHashTable *local, GHashTable *b
   else
     g_clear_pointer (&self->pending, g_ptr_array_unref); /* done again next time */
   finish_transfers (self);
-  if (self->cache_updates != NULL)
-    cache_apply_updates (self);
-  self->records = NULL;
-  self->remote = NULL;
   self->local = NULL;
   self->actions = NULL;
   self->stats = NULL;
@@ -2267,17 +2344,17 @@ fs_engine_sync (FsEngine *self, gboolean audit, FsSyncStats *stats, GPtrArray *m
     messages = own_messages;
 
   /* 1. What changed remotely: only journal records after our cursors. */
-  if (!begin_sync (self, audit, stats, messages, error) || !ensure_remote_tree (self, error))
-    return FALSE;
+  if (!begin_sync (self, audit, stats, messages, error) || !ensure_remote_tree (self, error) ||
+      !begin_remote (self, TRUE, error))
+    goto fail;
 
   /* 2. What changed locally: a stat walk, hashing only what changed. */
   base = fs_index_load_all (self->index, error);
-  if (base == NULL ||
-      !catch_up_own_records (self, base, self->cache_remote, self->cache_by_version, error))
-    return FALSE;
+  if (base == NULL || !catch_up_own_records (self, base, error))
+    goto fail;
   scan = fs_scan (self->root, base, cancellable, error);
   if (scan == NULL)
-    return FALSE;
+    goto fail;
   /* We hold the folder lock: no other sync is writing these. */
   for (guint i = 0; i < scan->stale_temps->len; i++)
     {
@@ -2298,7 +2375,7 @@ fs_engine_sync (FsEngine *self, gboolean audit, FsSyncStats *stats, GPtrArray *m
   g_hash_table_iter_init (&iter, base);
   while (g_hash_table_iter_next (&iter, &key, NULL))
     g_hash_table_add (all_paths, key);
-  g_hash_table_iter_init (&iter, self->cache_remote);
+  g_hash_table_iter_init (&iter, self->remote);
   while (g_hash_table_iter_next (&iter, &key, NULL))
     g_hash_table_add (all_paths, key);
   paths = g_ptr_array_sized_new (g_hash_table_size (all_paths));
@@ -2313,7 +2390,16 @@ fs_engine_sync (FsEngine *self, gboolean audit, FsSyncStats *stats, GPtrArray *m
   /* The rules a later sync of single paths applies. */
   g_clear_pointer (&self->cache_ignore, fs_ignore_free);
   self->cache_ignore = g_steal_pointer (&scan->ignore);
+  g_clear_pointer (&paths, g_ptr_array_unref);
+  g_clear_pointer (&all_paths, g_hash_table_unref);
+  g_clear_pointer (&scan, fs_scan_result_free);
+  g_clear_pointer (&base, g_hash_table_unref);
+  end_remote (self);
   return ok;
+
+fail:
+  end_remote (self);
+  return FALSE;
 }
 
 gboolean
@@ -2326,6 +2412,7 @@ fs_engine_sync_paths (FsEngine *self, const gchar *const *changed, FsSyncStats *
   g_autoptr(GPtrArray) paths = NULL;
   FsSyncStats own_stats = { 0 };
   gboolean needs_full = FALSE;
+  gboolean ok;
   guint n_deleted = 0;
   guint records_read;
 
@@ -2345,8 +2432,8 @@ fs_engine_sync_paths (FsEngine *self, const gchar *const *changed, FsSyncStats *
   records_read = stats->records_read;
   if (records_read > 0)
     goto whole; /* other devices changed things: reconcile everything */
-  if (!ensure_remote_tree (self, error))
-    return FALSE;
+  if (!ensure_remote_tree (self, error) || !begin_remote (self, FALSE, error))
+    goto fail;
 
   /* The index's entries for these paths (ASCII, else the scan says "whole"),
    * and their parents: a file in a directory not synced yet needs the walk. */
@@ -2366,13 +2453,13 @@ fs_engine_sync_paths (FsEngine *self, const gchar *const *changed, FsSyncStats *
         {
           g_autoptr(FsEntry) pb = fs_index_lookup (self->index, parent, error);
           if (pb == NULL && error != NULL && *error != NULL)
-            return FALSE;
+            goto fail;
           if (pb == NULL || pb->kind != FS_KIND_DIR)
             goto whole;
         }
       b = fs_index_lookup (self->index, path, error);
       if (b == NULL && error != NULL && *error != NULL)
-        return FALSE;
+        goto fail;
       g_hash_table_insert (base, g_strdup (path), b);
       /* A synced directory that changed (moved away, replaced): its
        * children are only seen by the walk. */
@@ -2385,7 +2472,7 @@ fs_engine_sync_paths (FsEngine *self, const gchar *const *changed, FsSyncStats *
     {
       if (needs_full)
         goto whole;
-      return FALSE;
+      goto fail;
     }
   {
     GHashTableIter iter;
@@ -2406,7 +2493,7 @@ fs_engine_sync_paths (FsEngine *self, const gchar *const *changed, FsSyncStats *
     {
       const gchar *path = g_ptr_array_index (paths, i);
       if (fs_reconcile (g_hash_table_lookup (scan->entries, path), g_hash_table_lookup (base, path),
-                        g_hash_table_lookup (self->cache_remote, path)) == FS_ACTION_DELETE_LOCAL)
+                        remote_head (self, path)) == FS_ACTION_DELETE_LOCAL)
         goto whole;
     }
   g_ptr_array_sort (paths, compare_paths);
@@ -2415,10 +2502,17 @@ fs_engine_sync_paths (FsEngine *self, const gchar *const *changed, FsSyncStats *
   for (guint i = 0; i < scan->warnings->len; i++)
     g_ptr_array_add (messages, g_strdup (g_ptr_array_index (scan->warnings, i)));
   g_debug ("syncing %u changed path(s) without a walk", paths->len);
-  return plan_and_act (self, paths, scan->entries, base, self->cache_ignore, G_MAXUINT, stats,
-                       messages, cancellable, error);
+  ok = plan_and_act (self, paths, scan->entries, base, self->cache_ignore, G_MAXUINT, stats,
+                     messages, cancellable, error);
+  end_remote (self);
+  return ok;
+
+fail:
+  end_remote (self);
+  return FALSE;
 
 whole:
+  end_remote (self);
   if (!fs_engine_sync (self, FALSE, stats, messages, cancellable, error))
     return FALSE;
   stats->records_read += records_read;

@@ -22,6 +22,11 @@ typedef enum {
   STMT_META_GET,
   STMT_META_SET,
   STMT_CURSOR_LIST,
+  STMT_RECORD_LOOKUP,
+  STMT_HEAD_LOOKUP,
+  STMT_HEAD_LIST,
+  STMT_HEAD_PUT,
+  STMT_HEAD_CLEAR,
   STMT_LAST
 } FsIndexStmt;
 
@@ -29,6 +34,12 @@ typedef enum {
 #define RECORD_COLUMNS                                                                      \
   "version, replaces, path, kind, deleted, size, mtime_ns, mode, hash, target, object, " \
   "device_id, device_name, seq, time_us, object_offset, object_length"
+
+/* A head is a copy of its record (record_path: the record's own path) shown
+ * at its effective path: one table to scan, no join. */
+#define HEAD_COLUMNS                                                                          \
+  "version, replaces, record_path, kind, deleted, size, mtime_ns, mode, hash, target, object, " \
+  "device_id, device_name, seq, time_us, object_offset, object_length, path"
 
 static const gchar *const stmt_sql[STMT_LAST] = {
   [STMT_ENTRY_PUT] = "INSERT OR REPLACE INTO entries (" ENTRY_COLUMNS ", synced_at) "
@@ -44,6 +55,12 @@ static const gchar *const stmt_sql[STMT_LAST] = {
   [STMT_META_GET] = "SELECT value FROM meta WHERE key = ?1",
   [STMT_META_SET] = "INSERT OR REPLACE INTO meta (key, value) VALUES (?1, ?2)",
   [STMT_CURSOR_LIST] = "SELECT device_id FROM cursors ORDER BY device_id",
+  [STMT_RECORD_LOOKUP] = "SELECT " RECORD_COLUMNS " FROM records WHERE version = ?1",
+  [STMT_HEAD_LOOKUP] = "SELECT " HEAD_COLUMNS " FROM heads WHERE path = ?1",
+  [STMT_HEAD_LIST] = "SELECT " HEAD_COLUMNS " FROM heads",
+  [STMT_HEAD_PUT] = "INSERT OR REPLACE INTO heads (" HEAD_COLUMNS ") SELECT "
+                    RECORD_COLUMNS ", ?1 FROM records WHERE version = ?2",
+  [STMT_HEAD_CLEAR] = "DELETE FROM heads",
 };
 
 /* migrations[i] takes the schema from version i to i + 1. Append only: a
@@ -92,6 +109,28 @@ static const gchar *const migrations[FS_INDEX_SCHEMA_VERSION] = {
   /* v1 → v2: records may name a range of a pack object */
   "ALTER TABLE records ADD COLUMN object_offset INTEGER NOT NULL DEFAULT 0;"
   "ALTER TABLE records ADD COLUMN object_length INTEGER NOT NULL DEFAULT -1;",
+  /* v2 → v3: the remote tree as derived from the records (valid while the
+   * meta "heads_marker" equals the record marker) */
+  "CREATE TABLE heads ("
+  "  path TEXT PRIMARY KEY NOT NULL,"
+  "  version TEXT NOT NULL,"
+  "  replaces TEXT,"
+  "  record_path TEXT NOT NULL,"
+  "  kind INTEGER NOT NULL,"
+  "  deleted INTEGER NOT NULL DEFAULT 0,"
+  "  size INTEGER NOT NULL DEFAULT 0,"
+  "  mtime_ns INTEGER NOT NULL DEFAULT 0,"
+  "  mode INTEGER NOT NULL DEFAULT 0,"
+  "  hash TEXT,"
+  "  target TEXT,"
+  "  object TEXT,"
+  "  device_id TEXT,"
+  "  device_name TEXT,"
+  "  seq INTEGER NOT NULL DEFAULT 0,"
+  "  time_us INTEGER NOT NULL DEFAULT 0,"
+  "  object_offset INTEGER NOT NULL DEFAULT 0,"
+  "  object_length INTEGER NOT NULL DEFAULT -1"
+  ");",
 };
 
 struct _FsIndex
@@ -497,6 +536,43 @@ fs_index_add_record (FsIndex *self, const FsRecord *record, GError **error)
   return step_done (self, stmt, "storing a journal record", error);
 }
 
+/* The RECORD_COLUMNS of the current row. */
+static FsRecord *
+record_from_row (sqlite3_stmt *stmt)
+{
+  FsRecord *r = fs_record_new ();
+
+  r->version = column_strdup (stmt, 0);
+  r->replaces = column_strdup (stmt, 1);
+  r->path = column_strdup (stmt, 2);
+  r->kind = (FsKind) sqlite3_column_int (stmt, 3);
+  r->deleted = sqlite3_column_int (stmt, 4) != 0;
+  r->size = (guint64) sqlite3_column_int64 (stmt, 5);
+  r->mtime_ns = sqlite3_column_int64 (stmt, 6);
+  r->mode = (guint32) sqlite3_column_int64 (stmt, 7);
+  r->hash = column_strdup (stmt, 8);
+  r->target = column_strdup (stmt, 9);
+  r->object = column_strdup (stmt, 10);
+  r->device_id = column_strdup (stmt, 11);
+  r->device_name = column_strdup (stmt, 12);
+  r->seq = sqlite3_column_int64 (stmt, 13);
+  r->time_us = sqlite3_column_int64 (stmt, 14);
+  r->object_offset = (guint64) sqlite3_column_int64 (stmt, 15);
+  r->object_length = sqlite3_column_int64 (stmt, 16);
+  return r;
+}
+
+/* A HEAD_COLUMNS row: the record, its path replaced by the effective one. */
+static FsRecord *
+head_from_row (sqlite3_stmt *stmt)
+{
+  FsRecord *r = record_from_row (stmt);
+
+  g_free (r->path);
+  r->path = column_strdup (stmt, 17);
+  return r;
+}
+
 GPtrArray *
 fs_index_list_records (FsIndex *self, GError **error)
 {
@@ -509,27 +585,7 @@ fs_index_list_records (FsIndex *self, GError **error)
 
   stmt = get_stmt (self, STMT_RECORD_LIST);
   while ((rc = sqlite3_step (stmt)) == SQLITE_ROW)
-    {
-      FsRecord *r = fs_record_new ();
-      r->version = column_strdup (stmt, 0);
-      r->replaces = column_strdup (stmt, 1);
-      r->path = column_strdup (stmt, 2);
-      r->kind = (FsKind) sqlite3_column_int (stmt, 3);
-      r->deleted = sqlite3_column_int (stmt, 4) != 0;
-      r->size = (guint64) sqlite3_column_int64 (stmt, 5);
-      r->mtime_ns = sqlite3_column_int64 (stmt, 6);
-      r->mode = (guint32) sqlite3_column_int64 (stmt, 7);
-      r->hash = column_strdup (stmt, 8);
-      r->target = column_strdup (stmt, 9);
-      r->object = column_strdup (stmt, 10);
-      r->device_id = column_strdup (stmt, 11);
-      r->device_name = column_strdup (stmt, 12);
-      r->seq = sqlite3_column_int64 (stmt, 13);
-      r->time_us = sqlite3_column_int64 (stmt, 14);
-      r->object_offset = (guint64) sqlite3_column_int64 (stmt, 15);
-      r->object_length = sqlite3_column_int64 (stmt, 16);
-      g_ptr_array_add (records, r);
-    }
+    g_ptr_array_add (records, record_from_row (stmt));
   sqlite3_reset (stmt);
   if (rc != SQLITE_DONE)
     {
@@ -537,6 +593,94 @@ fs_index_list_records (FsIndex *self, GError **error)
       return NULL;
     }
   return g_steal_pointer (&records);
+}
+
+/* One row of @stmt (bound by the caller) or NULL; an error only on failure. */
+static FsRecord *
+lookup_one (FsIndex *self, sqlite3_stmt *stmt, FsRecord *(*from_row) (sqlite3_stmt *),
+            const gchar *what, GError **error)
+{
+  FsRecord *r = NULL;
+  int rc = sqlite3_step (stmt);
+
+  if (rc == SQLITE_ROW)
+    r = from_row (stmt);
+  sqlite3_reset (stmt);
+  if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+    set_db_error (self, rc, what, error);
+  return r;
+}
+
+FsRecord *
+fs_index_lookup_record (FsIndex *self, const gchar *version, GError **error)
+{
+  sqlite3_stmt *stmt;
+
+  g_return_val_if_fail (FS_IS_INDEX (self), NULL);
+  g_return_val_if_fail (version != NULL, NULL);
+
+  stmt = get_stmt (self, STMT_RECORD_LOOKUP);
+  bind_text (stmt, 1, version);
+  return lookup_one (self, stmt, record_from_row, "looking up a journal record", error);
+}
+
+FsRecord *
+fs_index_lookup_head (FsIndex *self, const gchar *path, GError **error)
+{
+  sqlite3_stmt *stmt;
+
+  g_return_val_if_fail (FS_IS_INDEX (self), NULL);
+  g_return_val_if_fail (path != NULL, NULL);
+
+  stmt = get_stmt (self, STMT_HEAD_LOOKUP);
+  bind_text (stmt, 1, path);
+  return lookup_one (self, stmt, head_from_row, "looking up the remote tree", error);
+}
+
+GHashTable *
+fs_index_load_heads (FsIndex *self, GError **error)
+{
+  g_autoptr (GHashTable) heads =
+    g_hash_table_new_full (g_str_hash, g_str_equal, NULL, (GDestroyNotify) fs_record_free);
+  sqlite3_stmt *stmt;
+  int rc;
+
+  g_return_val_if_fail (FS_IS_INDEX (self), NULL);
+
+  stmt = get_stmt (self, STMT_HEAD_LIST);
+  while ((rc = sqlite3_step (stmt)) == SQLITE_ROW)
+    {
+      FsRecord *r = head_from_row (stmt);
+      g_hash_table_replace (heads, r->path, r);
+    }
+  sqlite3_reset (stmt);
+  if (rc != SQLITE_DONE)
+    {
+      set_db_error (self, rc, "reading the remote tree", error);
+      return NULL;
+    }
+  return g_steal_pointer (&heads);
+}
+
+gboolean
+fs_index_put_head (FsIndex *self, const gchar *path, const gchar *version, GError **error)
+{
+  sqlite3_stmt *stmt;
+
+  g_return_val_if_fail (FS_IS_INDEX (self), FALSE);
+  g_return_val_if_fail (path != NULL && version != NULL, FALSE);
+
+  stmt = get_stmt (self, STMT_HEAD_PUT);
+  bind_text (stmt, 1, path);
+  bind_text (stmt, 2, version);
+  return step_done (self, stmt, "storing the remote tree", error);
+}
+
+gboolean
+fs_index_clear_heads (FsIndex *self, GError **error)
+{
+  g_return_val_if_fail (FS_IS_INDEX (self), FALSE);
+  return step_done (self, get_stmt (self, STMT_HEAD_CLEAR), "clearing the remote tree", error);
 }
 
 gint64

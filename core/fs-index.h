@@ -12,7 +12,7 @@ G_BEGIN_DECLS
 #define FS_TYPE_INDEX (fs_index_get_type ())
 G_DECLARE_FINAL_TYPE (FsIndex, fs_index, FS, INDEX, GObject)
 
-#define FS_INDEX_SCHEMA_VERSION 2
+#define FS_INDEX_SCHEMA_VERSION 3
 
 /* Opens or creates the database, runs migrations. A schema newer than this
  * code knows is FS_INDEX_ERROR_SCHEMA_TOO_NEW. */
@@ -34,6 +34,16 @@ gboolean fs_index_remove (FsIndex *self, const gchar *path, GError **error);
 /* Journal records seen (own and others'), keyed by version. */
 gboolean fs_index_add_record (FsIndex *self, const FsRecord *record, GError **error);
 GPtrArray *fs_index_list_records (FsIndex *self, GError **error);
+/* The record of @version, or NULL (with @error unset when it is only absent). */
+FsRecord *fs_index_lookup_record (FsIndex *self, const gchar *version, GError **error);
+
+/* The remote tree kept in the index: effective path → version of its head.
+ * Heads are returned as records whose `path` is the effective path. */
+FsRecord *fs_index_lookup_head (FsIndex *self, const gchar *path, GError **error);
+GHashTable *fs_index_load_heads (FsIndex *self, GError **error); /* path → FsRecord */
+gboolean fs_index_put_head (FsIndex *self, const gchar *path, const gchar *version,
+                            GError **error);
+gboolean fs_index_clear_heads (FsIndex *self, GError **error);
 /* Changes whenever a record is added (the largest rowid); -1 on error. */
 gint64 fs_index_get_record_marker (FsIndex *self, GError **error);
 

@@ -1,5 +1,6 @@
 """Two devices on one local store: deterministic cases, secrecy, tamper,
 names that must round-trip exactly, and a restart that does no work."""
+import json
 import os
 import random
 import re
@@ -453,6 +454,43 @@ def test_small_files_packed():
     ws.cleanup()
 
 
+def sync_debug(dev):
+    """A sync with the engine's debug output (on stderr); -> that output."""
+    import subprocess
+    env = dict(dev.env(), G_MESSAGES_DEBUG="FolderSync")
+    r = subprocess.run([sys.argv[1], "sync", "--json", "--path", dev.root, "--key-file", dev.key,
+                        "--store", dev.store], env=env, capture_output=True)
+    check(r.returncode == 0, "sync failed: %r" % r.stderr[-500:])
+    json.loads(r.stdout)  # debug output stays off stdout
+    return r.stderr.decode()
+
+
+def test_remote_tree_kept_in_index():
+    """The remote tree is derived from all records only when another device's
+    records came in; our own uploads and deletions move its heads in place.
+    Both sides converge either way."""
+    ws, a, b = pair("heads")
+    derived = "remote tree derived again"
+    write(os.path.join(a.root, "one.txt"), b"one")
+    sync_debug(a)
+    check(derived not in sync_debug(a), "a no-change sync derived the tree")
+    write(os.path.join(a.root, "two.txt"), b"two")
+    write(os.path.join(a.root, "one.txt"), b"one, edited")
+    check(derived not in sync_debug(a), "own uploads made the tree be derived")
+    os.unlink(os.path.join(a.root, "two.txt"))
+    check(derived not in sync_debug(a), "an own deletion made the tree be derived")
+    check(derived not in sync_debug(a), "a no-change sync derived the tree")
+    check(derived in sync_debug(b), "a new device did not derive the tree")
+    converged(a, b)
+    write(os.path.join(b.root, "three.txt"), b"three")
+    write(os.path.join(b.root, "one.txt"), b"one, edited on b")
+    sync_debug(b)
+    check(derived in sync_debug(a), "another device's records did not derive the tree")
+    converged(a, b)
+    check(open(os.path.join(a.root, "one.txt"), "rb").read() == b"one, edited on b", "edit lost")
+    ws.cleanup()
+
+
 def objects_now(store):
     out = []
     for dirpath, _, filenames in os.walk(os.path.join(store, "o")):
@@ -527,4 +565,5 @@ if __name__ == "__main__":
                         test_mass_delete_held_back, test_ignore_file_honoured,
                         test_local_disk_full,
                         test_no_plaintext_in_store, test_tamper_each_object, test_names_round_trip,
-                        test_restart_does_no_work, test_small_files_packed]))
+                        test_restart_does_no_work, test_small_files_packed,
+                        test_remote_tree_kept_in_index]))

@@ -470,6 +470,79 @@ test_index_migrate_v1 (Fixture *f, gconstpointer data)
     }
 }
 
+static FsRecord *
+head_record (const gchar *version, const gchar *path, const gchar *replaces)
+{
+  FsRecord *r = fs_record_new ();
+  r->version = g_strdup (version);
+  r->replaces = g_strdup (replaces);
+  r->path = g_strdup (path);
+  r->kind = FS_KIND_FILE;
+  r->size = 42;
+  r->hash = g_strdup ("h");
+  r->object = g_strdup ("p/ab/abcd");
+  r->object_offset = 7;
+  r->object_length = 99;
+  r->device_id = g_strdup ("dev");
+  r->device_name = g_strdup ("laptop");
+  r->seq = 3;
+  return r;
+}
+
+/* The heads table: a head is its record shown at the effective path (a
+ * conflict name, an NFC key); replacing and clearing work; a head of an
+ * unknown version is not invented. */
+static void
+test_index_heads (Fixture *f, gconstpointer data)
+{
+  g_autoptr (GError) error = NULL;
+  g_autoptr (FsIndex) index = fs_index_open (f->db, &error);
+  g_autoptr (FsRecord) r1 = head_record ("v1", "Caf\x65\xcc\x81.txt", NULL);
+  g_autoptr (FsRecord) r2 = head_record ("v2", "a.txt", NULL);
+  g_autoptr (FsRecord) r3 = head_record ("v3", "a.txt", "v2");
+  g_autoptr (FsRecord) got = NULL;
+  g_autoptr (FsRecord) original = NULL;
+  g_autoptr (GHashTable) heads = NULL;
+
+  g_assert_no_error (error);
+  g_assert_true (fs_index_add_record (index, r1, &error));
+  g_assert_true (fs_index_add_record (index, r2, &error));
+  g_assert_true (fs_index_add_record (index, r3, &error));
+  g_assert_true (fs_index_put_head (index, "Caf\xc3\xa9.txt", "v1", &error));
+  g_assert_true (fs_index_put_head (index, "a.txt", "v2", &error));
+  g_assert_true (fs_index_put_head (index, "a.txt", "v3", &error));
+  g_assert_true (fs_index_put_head (index, "ghost.txt", "no-such-version", &error));
+  g_assert_no_error (error);
+
+  got = fs_index_lookup_head (index, "Caf\xc3\xa9.txt", &error);
+  g_assert_no_error (error);
+  g_assert_nonnull (got);
+  g_assert_cmpstr (got->path, ==, "Caf\xc3\xa9.txt");
+  g_assert_cmpstr (got->version, ==, "v1");
+  g_assert_cmpstr (got->device_name, ==, "laptop");
+  g_assert_cmpuint (got->object_offset, ==, 7);
+  g_assert_cmpint (got->object_length, ==, 99);
+  original = fs_index_lookup_record (index, got->version, &error);
+  g_assert_cmpstr (original->path, ==, "Caf\x65\xcc\x81.txt");
+  g_clear_pointer (&got, fs_record_free);
+  got = fs_index_lookup_head (index, "ghost.txt", &error);
+  g_assert_no_error (error);
+  g_assert_null (got);
+
+  heads = fs_index_load_heads (index, &error);
+  g_assert_no_error (error);
+  g_assert_cmpuint (g_hash_table_size (heads), ==, 2);
+  g_assert_cmpstr (((FsRecord *) g_hash_table_lookup (heads, "a.txt"))->version, ==, "v3");
+  g_assert_cmpstr (((FsRecord *) g_hash_table_lookup (heads, "a.txt"))->replaces, ==, "v2");
+  g_clear_pointer (&heads, g_hash_table_unref);
+
+  g_assert_true (fs_index_clear_heads (index, &error));
+  heads = fs_index_load_heads (index, &error);
+  g_assert_cmpuint (g_hash_table_size (heads), ==, 0);
+  g_assert_null (fs_index_lookup_record (index, "v9", &error));
+  g_assert_no_error (error);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -484,6 +557,7 @@ main (int argc, char **argv)
   ADD ("/index/schema/too-new", test_index_schema_too_new);
   ADD ("/index/schema/corrupt", test_index_corrupt);
   ADD ("/index/schema/migrate-v1", test_index_migrate_v1);
+  ADD ("/index/heads", test_index_heads);
   ADD ("/index/open-error", test_index_unopenable);
   ADD ("/index/many", test_index_many);
 #undef ADD
