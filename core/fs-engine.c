@@ -123,6 +123,7 @@ struct _FsEngine {
   GHashTable *remote;       /* effective path → FsRecord head or NULL (see remote_head()) */
   GHashTable *local;        /* path → FsEntry (scan) */
   GHashTable *actions;      /* path → FsActionType planned for it */
+  FsIgnore *ignore;         /* the rules of the walk */
   FsSyncStats *stats;
   GPtrArray *messages;
   GCancellable *cancellable;
@@ -1765,17 +1766,38 @@ do_download (FsEngine *self, const gchar *path, const FsEntry *scanned, const Fs
 
 /* Whether something under directory @path stays after this sync. */
 static gboolean
-has_live_children (FsEngine *self, const gchar *path)
+has_live_children (FsEngine *self, const gchar *path, const gchar *disk_rel)
 {
-  g_autofree gchar *prefix = g_strconcat (path, "/", NULL);
-  GHashTableIter iter;
-  gpointer key;
+  g_autofree gchar *abs = abs_path (self, disk_rel);
+  g_autoptr(GDir) dir = g_dir_open (abs, 0, NULL);
+  const gchar *name;
 
-  g_hash_table_iter_init (&iter, self->local);
-  while (g_hash_table_iter_next (&iter, &key, NULL))
-    if (g_str_has_prefix (key, prefix) &&
-        GPOINTER_TO_INT (g_hash_table_lookup (self->actions, key)) != FS_ACTION_DELETE_LOCAL)
-      return TRUE;
+  /* What the walk would sync (not ours, not special, not ignored) and this
+   * sync does not delete; the sync's tables hold only what changed. */
+  while (dir != NULL && (name = g_dir_read_name (dir)) != NULL)
+    {
+      g_autofree gchar *nfc = fs_path_normalize (name);
+      g_autofree gchar *key = NULL;
+      g_autofree gchar *child_disk = NULL;
+      g_autofree gchar *child_abs = NULL;
+      struct stat st;
+      gboolean is_dir;
+
+      if (nfc == NULL || g_str_has_prefix (name, ".foldersync."))
+        continue;
+      key = g_strconcat (path, "/", nfc, NULL);
+      child_disk = g_build_filename (disk_rel, name, NULL);
+      child_abs = abs_path (self, child_disk);
+      if (lstat (child_abs, &st) != 0 ||
+          !(S_ISREG (st.st_mode) || S_ISDIR (st.st_mode) || S_ISLNK (st.st_mode)))
+        continue;
+      is_dir = S_ISDIR (st.st_mode);
+      if (self->ignore != NULL && fs_ignore_matches (self->ignore, key, is_dir))
+        continue;
+      if (GPOINTER_TO_INT (g_hash_table_lookup (self->actions, key)) != FS_ACTION_DELETE_LOCAL ||
+          (is_dir && has_live_children (self, key, child_disk)))
+        return TRUE;
+    }
   return FALSE;
 }
 
@@ -1797,7 +1819,7 @@ do_delete_local (FsEngine *self, const FsEntry *local, const FsEntry *base, GErr
           if (errno != ENOTEMPTY && errno != EEXIST)
             return set_io_error (error, errno, _("Cannot remove the directory"), disk_rel);
           /* New content here: the directory stays and is written again. */
-          if (has_live_children (self, local->path))
+          if (has_live_children (self, local->path, disk_rel))
             return index_remove (self, local->path, error);
           /* Only ignored or unsyncable things inside: they go with it. */
           if (!move_to_trash (self, disk_rel, error))
@@ -2063,57 +2085,6 @@ compare_paths (gconstpointer a, gconstpointer b)
   return strcmp (*(const gchar *const *) a, *(const gchar *const *) b);
 }
 
-/* A crash after our journal append but before the index commit leaves a
- * remote head that is our own record replacing the base. Catch the base up
- * to it (with no stat data, so the scan hashes the file) instead of seeing a
- * conflict with ourselves. */
-static gboolean
-catch_up_own_records (FsEngine *self, GHashTable *base, GError **error)
-{
-  GHashTableIter iter;
-  gpointer key, value;
-
-  g_hash_table_iter_init (&iter, self->remote);
-  while (g_hash_table_iter_next (&iter, &key, &value))
-    {
-      FsRecord *r = value;
-      FsEntry *b;
-      FsRecord *original;
-      g_autofree gchar *normalized = NULL;
-      FsEntry *caught;
-
-      if (r == NULL || g_strcmp0 (r->device_id, self->device_id) != 0 || r->replaces == NULL)
-        continue;
-      b = g_hash_table_lookup (base, key);
-      if (b == NULL || g_strcmp0 (b->version, r->replaces) != 0)
-        continue;
-      original = record_by_version (self, r->version);
-      g_message ("Catching up with our own record for ‘%s’", (const gchar *) key);
-      if (r->deleted)
-        {
-          if (!index_remove (self, key, error))
-            return FALSE;
-          g_hash_table_remove (base, key);
-          continue;
-        }
-      caught = fs_entry_new (key, r->kind);
-      normalized = original != NULL ? fs_path_normalize (original->path) : NULL;
-      if (original != NULL && g_strcmp0 (normalized, key) == 0 && g_strcmp0 (original->path, key) != 0)
-        caught->disk_path = g_strdup (original->path);
-      caught->mode = r->mode;
-      caught->hash = g_strdup (r->hash);
-      caught->target = g_strdup (r->target);
-      caught->version = g_strdup (r->version);
-      if (!index_put (self, caught, error))
-        {
-          fs_entry_free (caught);
-          return FALSE;
-        }
-      g_hash_table_replace (base, g_strdup (key), caught);
-    }
-  return TRUE;
-}
-
 /* The mass-delete guard (DESIGN §5): deletions in one direction that would
  * remove more than a share of the folder are held back until confirmed. An
  * unmounted disk or an emptied folder must not empty every other device. */
@@ -2225,6 +2196,7 @@ plan_and_act (FsEngine *self, GPtrArray *paths, GHashTable *local, GHashTable *b
 
   /* 4. Act: parents before children, then deletions children first. */
   self->local = local;
+  self->ignore = ignore;
   self->actions = action_of;
   self->stats = stats;
   self->messages = messages;
@@ -2316,6 +2288,7 @@ plan_and_act (FsEngine *self, GPtrArray *paths, GHashTable *local, GHashTable *b
     g_clear_pointer (&self->pending, g_ptr_array_unref); /* done again next time */
   finish_transfers (self);
   self->local = NULL;
+  self->ignore = NULL;
   self->actions = NULL;
   self->stats = NULL;
   self->messages = NULL;
@@ -2323,19 +2296,275 @@ plan_and_act (FsEngine *self, GPtrArray *paths, GHashTable *local, GHashTable *b
   return ok;
 }
 
+/* ---- a whole sync: the walk, the entries and the heads merged ---------- */
+
+/* The walk hands over local entries in tree order; the index's entries and
+ * heads are read in the same order; each path is reconciled as soon as all
+ * three have moved past it, and only paths with something to do are kept
+ * (plus local directories, whose disk names their children's need). A
+ * no-change sync of any size holds one directory listing in memory. */
+typedef struct {
+  FsEngine *self;
+  FsIndexCursor *base_cursor;
+  GQueue base_ahead;        /* FsEntry: read from base_cursor, not planned yet */
+  FsIndexCursor *head_cursor;
+  FsRecord *head_next;      /* read from head_cursor, not planned yet */
+  gboolean heads_read;
+  GError *error;            /* the first cursor error */
+
+  GPtrArray *paths;         /* kept paths (owned), in tree order */
+  GHashTable *local;        /* path → FsEntry: kept paths' and every directory's */
+  GHashTable *base;         /* path → FsEntry of kept paths */
+  GPtrArray *caught_up;     /* FsEntry to put in the index (kind NONE: remove) */
+  guint n_base;
+} Merge;
+
+static FsEntry *
+merge_base_peek (Merge *m)
+{
+  if (g_queue_is_empty (&m->base_ahead) && m->base_cursor != NULL)
+    {
+      FsEntry *e = fs_index_cursor_next_entry (m->base_cursor, m->error == NULL ? &m->error : NULL);
+      if (e != NULL)
+        g_queue_push_tail (&m->base_ahead, e);
+      else
+        g_clear_pointer (&m->base_cursor, fs_index_cursor_free);
+    }
+  return g_queue_peek_head (&m->base_ahead);
+}
+
+static FsRecord *
+merge_head_peek (Merge *m)
+{
+  if (m->head_next == NULL && m->head_cursor != NULL)
+    {
+      m->head_next = fs_index_cursor_next_head (m->head_cursor,
+                                                m->error == NULL ? &m->error : NULL);
+      if (m->head_next == NULL)
+        g_clear_pointer (&m->head_cursor, fs_index_cursor_free);
+    }
+  return m->head_next;
+}
+
+/* The whole record of a light head (taken). */
+static FsRecord *
+merge_full_head (Merge *m, FsRecord *light)
+{
+  FsRecord *full = fs_index_lookup_head (m->self->index, light->path,
+                                         m->error == NULL ? &m->error : NULL);
+
+  if (full == NULL)
+    return light; /* only on an index error, which fails the sync */
+  fs_record_free (light);
+  return full;
+}
+
+/* A crash after our journal append but before the index commit leaves a
+ * remote head that is our own record replacing the base. Catch the base up
+ * to it (with no stat data, so the scan hashes the file) instead of seeing a
+ * conflict with ourselves. @base: the queued base entry of @head's path. */
+static FsEntry *
+catch_up_own_record (Merge *m, FsEntry *base, const FsRecord *head)
+{
+  FsEngine *self = m->self;
+  FsRecord *original;
+  g_autofree gchar *normalized = NULL;
+  FsEntry *caught;
+
+  if (base == NULL || head == NULL || g_strcmp0 (head->device_id, self->device_id) != 0 ||
+      head->replaces == NULL || g_strcmp0 (base->version, head->replaces) != 0)
+    return base;
+  g_message ("Catching up with our own record for ‘%s’", base->path);
+  if (head->deleted)
+    {
+      caught = fs_entry_new (base->path, FS_KIND_NONE);
+      g_ptr_array_add (m->caught_up, caught);
+      fs_entry_free (base);
+      return NULL;
+    }
+  original = record_by_version (self, head->version);
+  caught = fs_entry_new (base->path, head->kind);
+  normalized = original != NULL ? fs_path_normalize (original->path) : NULL;
+  if (original != NULL && g_strcmp0 (normalized, base->path) == 0 &&
+      g_strcmp0 (original->path, base->path) != 0)
+    caught->disk_path = g_strdup (original->path);
+  caught->mode = head->mode;
+  caught->hash = g_strdup (head->hash);
+  caught->target = g_strdup (head->target);
+  caught->version = g_strdup (head->version);
+  g_ptr_array_add (m->caught_up, fs_entry_copy (caught));
+  fs_entry_free (base);
+  return caught;
+}
+
+/* Reconciles @path with what each side has (all taken); keeps it when there
+ * is something to do. */
+static void
+merge_plan (Merge *m, const gchar *path, FsEntry *local, FsEntry *base, FsRecord *head)
+{
+  g_autofree gchar *key = g_strdup (path); /* @path may belong to @base */
+  gboolean full = FALSE;
+  FsActionType action;
+
+  /* Heads come light (path, version, deleted): enough when the version is
+   * the one we synced with; the whole record otherwise, or to act on it. */
+  if (head != NULL && (base == NULL || g_strcmp0 (head->version, base->version) != 0))
+    {
+      head = merge_full_head (m, head);
+      full = TRUE;
+    }
+  base = catch_up_own_record (m, base, head);
+  m->n_base += base != NULL;
+  action = fs_reconcile (local, base, head);
+  if (action != FS_ACTION_NOTHING || (local != NULL && base != NULL &&
+                                      !fs_entry_same_stat (local, base)))
+    {
+      if (head != NULL && !full)
+        head = merge_full_head (m, head);
+      if (local != NULL)
+        g_hash_table_replace (m->local, g_strdup (key), local);
+      if (base != NULL)
+        g_hash_table_replace (m->base, g_strdup (key), base);
+      g_hash_table_replace (m->self->remote, g_strdup (key), head);
+      g_ptr_array_add (m->paths, g_steal_pointer (&key));
+      return;
+    }
+  if (local != NULL && local->kind == FS_KIND_DIR)
+    {
+      g_hash_table_replace (m->local, g_steal_pointer (&key), local);
+      local = NULL;
+    }
+  fs_entry_free (local);
+  fs_entry_free (base);
+  fs_record_free (head);
+}
+
+/* Plans every path of the index that comes before @key (NULL: all): the
+ * walk has passed them, so they are not on the disk. */
+static void
+merge_before (Merge *m, const gchar *key)
+{
+  for (;;)
+    {
+      FsEntry *b = merge_base_peek (m);
+      FsRecord *h = merge_head_peek (m);
+      gint c;
+
+      if (b != NULL && key != NULL && fs_path_tree_cmp (b->path, key) >= 0)
+        b = NULL;
+      if (h != NULL && key != NULL && fs_path_tree_cmp (h->path, key) >= 0)
+        h = NULL;
+      if (b == NULL && h == NULL)
+        return;
+      c = b == NULL ? 1 : h == NULL ? -1 : fs_path_tree_cmp (b->path, h->path);
+      if (c <= 0)
+        g_queue_pop_head (&m->base_ahead);
+      if (c >= 0)
+        m->head_next = NULL;
+      merge_plan (m, c <= 0 ? b->path : h->path, NULL, c <= 0 ? b : NULL, c >= 0 ? h : NULL);
+    }
+}
+
+static const FsEntry *
+merge_base_lookup (gpointer data, const gchar *key)
+{
+  Merge *m = data;
+  FsEntry *b;
+  FsRecord *h;
+
+  merge_before (m, key);
+  b = merge_base_peek (m);
+  if (b == NULL || strcmp (b->path, key) != 0)
+    return NULL;
+  h = merge_head_peek (m);
+  if (h != NULL && strcmp (h->path, key) == 0)
+    {
+      /* The scan must see the caught-up base (it has no stat data). */
+      g_queue_pop_head (&m->base_ahead);
+      b = catch_up_own_record (m, b, h);
+      if (b == NULL)
+        return NULL;
+      g_queue_push_head (&m->base_ahead, b);
+    }
+  return b;
+}
+
+static GPtrArray *
+merge_base_below (gpointer data, const gchar *key)
+{
+  Merge *m = data;
+  g_autofree gchar *prefix = g_strconcat (key, "/", NULL);
+  GPtrArray *below = g_ptr_array_new_with_free_func ((GDestroyNotify) fs_entry_free);
+
+  /* What is below @key follows @key (or its place) in tree order. */
+  for (guint i = 0;; i++)
+    {
+      FsEntry *b;
+
+      if (i == g_queue_get_length (&m->base_ahead))
+        {
+          FsEntry *e = m->base_cursor != NULL
+                         ? fs_index_cursor_next_entry (m->base_cursor,
+                                                       m->error == NULL ? &m->error : NULL)
+                         : NULL;
+          if (e == NULL)
+            break;
+          g_queue_push_tail (&m->base_ahead, e);
+        }
+      b = g_queue_peek_nth (&m->base_ahead, i);
+      if (g_str_has_prefix (b->path, prefix))
+        g_ptr_array_add (below, fs_entry_copy (b));
+      else if (strcmp (b->path, key) != 0)
+        break;
+    }
+  return below;
+}
+
+static void
+merge_emit (gpointer data, FsEntry *entry)
+{
+  Merge *m = data;
+  FsEntry *b;
+  FsRecord *h;
+
+  merge_before (m, entry->path);
+  b = merge_base_peek (m);
+  if (b != NULL && strcmp (b->path, entry->path) == 0)
+    g_queue_pop_head (&m->base_ahead);
+  else
+    b = NULL;
+  h = merge_head_peek (m);
+  if (h != NULL && strcmp (h->path, entry->path) == 0)
+    m->head_next = NULL;
+  else
+    h = NULL;
+  merge_plan (m, entry->path, entry, b, h);
+}
+
+static void
+merge_clear (Merge *m)
+{
+  g_clear_pointer (&m->base_cursor, fs_index_cursor_free);
+  g_clear_pointer (&m->head_cursor, fs_index_cursor_free);
+  g_queue_clear_full (&m->base_ahead, (GDestroyNotify) fs_entry_free);
+  g_clear_pointer (&m->head_next, fs_record_free);
+  g_clear_error (&m->error);
+  g_clear_pointer (&m->paths, g_ptr_array_unref);
+  g_clear_pointer (&m->local, g_hash_table_unref);
+  g_clear_pointer (&m->base, g_hash_table_unref);
+  g_clear_pointer (&m->caught_up, g_ptr_array_unref);
+}
+
 gboolean
 fs_engine_sync (FsEngine *self, gboolean audit, FsSyncStats *stats, GPtrArray *messages,
                 GCancellable *cancellable, GError **error)
 {
   g_autoptr(GPtrArray) own_messages = g_ptr_array_new_with_free_func (g_free);
-  g_autoptr(GHashTable) base = NULL;
   g_autoptr(FsScanResult) scan = NULL;
-  g_autoptr(GHashTable) all_paths = NULL;
-  g_autoptr(GPtrArray) paths = NULL;
   FsSyncStats own_stats = { 0 };
-  GHashTableIter iter;
-  gpointer key;
-  gboolean ok;
+  Merge m = { 0 };
+  const FsScanSink sink = { merge_base_lookup, merge_base_below, merge_emit, &m };
+  gboolean ok = FALSE;
 
   g_return_val_if_fail (FS_IS_ENGINE (self), FALSE);
   if (stats == NULL)
@@ -2345,16 +2574,38 @@ fs_engine_sync (FsEngine *self, gboolean audit, FsSyncStats *stats, GPtrArray *m
 
   /* 1. What changed remotely: only journal records after our cursors. */
   if (!begin_sync (self, audit, stats, messages, error) || !ensure_remote_tree (self, error) ||
-      !begin_remote (self, TRUE, error))
-    goto fail;
+      !begin_remote (self, FALSE, error))
+    goto out;
 
-  /* 2. What changed locally: a stat walk, hashing only what changed. */
-  base = fs_index_load_all (self->index, error);
-  if (base == NULL || !catch_up_own_records (self, base, error))
-    goto fail;
-  scan = fs_scan (self->root, base, cancellable, error);
+  /* 2. What changed locally: a stat walk, hashing only what changed, merged
+   * with the index as it goes (3. reconcile). */
+  m.self = self;
+  m.paths = g_ptr_array_new_with_free_func (g_free);
+  m.local = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, (GDestroyNotify) fs_entry_free);
+  m.base = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, (GDestroyNotify) fs_entry_free);
+  m.caught_up = g_ptr_array_new_with_free_func ((GDestroyNotify) fs_entry_free);
+  g_queue_init (&m.base_ahead);
+  m.base_cursor = fs_index_entries_cursor (self->index, error);
+  if (m.base_cursor == NULL)
+    goto out;
+  m.head_cursor = fs_index_heads_cursor (self->index, error);
+  if (m.head_cursor == NULL)
+    goto out;
+  scan = fs_scan_to_sink (self->root, &sink, cancellable, error);
   if (scan == NULL)
-    goto fail;
+    goto out;
+  merge_before (&m, NULL);
+  if (m.error != NULL)
+    {
+      g_propagate_error (error, g_steal_pointer (&m.error));
+      goto out;
+    }
+  for (guint i = 0; i < m.caught_up->len; i++)
+    {
+      FsEntry *e = g_ptr_array_index (m.caught_up, i);
+      if (e->kind == FS_KIND_NONE ? !index_remove (self, e->path, error) : !index_put (self, e, error))
+        goto out;
+    }
   /* We hold the folder lock: no other sync is writing these. */
   for (guint i = 0; i < scan->stale_temps->len; i++)
     {
@@ -2366,40 +2617,20 @@ fs_engine_sync (FsEngine *self, gboolean audit, FsSyncStats *stats, GPtrArray *m
   stats->deferred = scan->stats.deferred;
   for (guint i = 0; i < scan->warnings->len; i++)
     g_ptr_array_add (messages, g_strdup (g_ptr_array_index (scan->warnings, i)));
+  g_debug ("whole sync: %u of %u known paths to reconcile", m.paths->len, m.n_base);
 
-  /* 3. Reconcile every path any side knows, and act. */
-  all_paths = g_hash_table_new (g_str_hash, g_str_equal);
-  g_hash_table_iter_init (&iter, scan->entries);
-  while (g_hash_table_iter_next (&iter, &key, NULL))
-    g_hash_table_add (all_paths, key);
-  g_hash_table_iter_init (&iter, base);
-  while (g_hash_table_iter_next (&iter, &key, NULL))
-    g_hash_table_add (all_paths, key);
-  g_hash_table_iter_init (&iter, self->remote);
-  while (g_hash_table_iter_next (&iter, &key, NULL))
-    g_hash_table_add (all_paths, key);
-  paths = g_ptr_array_sized_new (g_hash_table_size (all_paths));
-  g_hash_table_iter_init (&iter, all_paths);
-  while (g_hash_table_iter_next (&iter, &key, NULL))
-    g_ptr_array_add (paths, key);
-  g_ptr_array_sort (paths, compare_paths);
-
-  ok = plan_and_act (self, paths, scan->entries, base, scan->ignore, g_hash_table_size (base),
-                     stats, messages, cancellable, error);
+  /* 4. Act on what needs it. */
+  ok = plan_and_act (self, m.paths, m.local, m.base, scan->ignore, m.n_base, stats, messages,
+                     cancellable, error);
   self->held_deletes = stats->held_deletes;
   /* The rules a later sync of single paths applies. */
   g_clear_pointer (&self->cache_ignore, fs_ignore_free);
   self->cache_ignore = g_steal_pointer (&scan->ignore);
-  g_clear_pointer (&paths, g_ptr_array_unref);
-  g_clear_pointer (&all_paths, g_hash_table_unref);
-  g_clear_pointer (&scan, fs_scan_result_free);
-  g_clear_pointer (&base, g_hash_table_unref);
+
+out:
+  merge_clear (&m);
   end_remote (self);
   return ok;
-
-fail:
-  end_remote (self);
-  return FALSE;
 }
 
 gboolean

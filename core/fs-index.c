@@ -110,9 +110,10 @@ static const gchar *const migrations[FS_INDEX_SCHEMA_VERSION] = {
   "ALTER TABLE records ADD COLUMN object_offset INTEGER NOT NULL DEFAULT 0;"
   "ALTER TABLE records ADD COLUMN object_length INTEGER NOT NULL DEFAULT -1;",
   /* v2 → v3: the remote tree as derived from the records (valid while the
-   * meta "heads_marker" equals the record marker) */
+   * meta "heads_marker" equals the record marker); heads and entries stored
+   * in tree order (collation fs_tree, fs_path_tree_cmp()) */
   "CREATE TABLE heads ("
-  "  path TEXT PRIMARY KEY NOT NULL,"
+  "  path TEXT PRIMARY KEY COLLATE fs_tree NOT NULL,"
   "  version TEXT NOT NULL,"
   "  replaces TEXT,"
   "  record_path TEXT NOT NULL,"
@@ -130,7 +131,25 @@ static const gchar *const migrations[FS_INDEX_SCHEMA_VERSION] = {
   "  time_us INTEGER NOT NULL DEFAULT 0,"
   "  object_offset INTEGER NOT NULL DEFAULT 0,"
   "  object_length INTEGER NOT NULL DEFAULT -1"
-  ");",
+  ") WITHOUT ROWID;"
+  /* entries kept in tree order too: a whole sync reads both in one pass */
+  "CREATE TABLE entries_tree ("
+  "  path TEXT PRIMARY KEY COLLATE fs_tree NOT NULL,"
+  "  disk_path TEXT,"
+  "  kind INTEGER NOT NULL,"
+  "  size INTEGER NOT NULL DEFAULT 0,"
+  "  mtime_ns INTEGER NOT NULL DEFAULT 0,"
+  "  inode INTEGER NOT NULL DEFAULT 0,"
+  "  mode INTEGER NOT NULL DEFAULT 0,"
+  "  hash TEXT,"
+  "  target TEXT,"
+  "  version TEXT,"
+  "  synced_at INTEGER NOT NULL DEFAULT 0"
+  ") WITHOUT ROWID;"
+  "INSERT INTO entries_tree SELECT path, disk_path, kind, size, mtime_ns, inode, mode, hash,"
+  "  target, version, synced_at FROM entries;"
+  "DROP TABLE entries;"
+  "ALTER TABLE entries_tree RENAME TO entries;",
 };
 
 struct _FsIndex
@@ -243,6 +262,12 @@ migrate (FsIndex *self, GError **error)
   return TRUE;
 }
 
+static int
+tree_collation (void *data, int a_len, const void *a, int b_len, const void *b)
+{
+  return fs_path_tree_cmp_n (a, (gsize) a_len, b, (gsize) b_len);
+}
+
 FsIndex *
 fs_index_open (const gchar *filename, GError **error)
 {
@@ -264,6 +289,7 @@ fs_index_open (const gchar *filename, GError **error)
     }
   sqlite3_extended_result_codes (self->db, 1);
   sqlite3_busy_timeout (self->db, 5000);
+  sqlite3_create_collation_v2 (self->db, "fs_tree", SQLITE_UTF8, NULL, tree_collation, NULL);
 
   /* Reading the header first tells a foreign file (NOTADB) from other errors
    * before anything is written to it. */
@@ -805,4 +831,97 @@ fs_index_get_record_marker (FsIndex *self, GError **error)
   if (!query_int (self, "SELECT coalesce(max(rowid), 0) FROM records", &marker, error))
     return -1;
   return marker;
+}
+
+/* ---- cursors in tree order ---------------------------------------------- */
+
+struct _FsIndexCursor {
+  FsIndex *index;
+  sqlite3_stmt *stmt;
+  gboolean done;
+  gboolean light; /* heads: path, version and deleted only */
+};
+
+static FsIndexCursor *
+cursor_new (FsIndex *self, const gchar *sql, GError **error)
+{
+  FsIndexCursor *cursor = g_new0 (FsIndexCursor, 1);
+  int rc = sqlite3_prepare_v2 (self->db, sql, -1, &cursor->stmt, NULL);
+
+  if (rc != SQLITE_OK)
+    {
+      set_db_error (self, rc, "reading the index in order", error);
+      g_free (cursor);
+      return NULL;
+    }
+  cursor->index = g_object_ref (self);
+  return cursor;
+}
+
+FsIndexCursor *
+fs_index_entries_cursor (FsIndex *self, GError **error)
+{
+  g_return_val_if_fail (FS_IS_INDEX (self), NULL);
+  return cursor_new (self, "SELECT " ENTRY_COLUMNS " FROM entries ORDER BY path", error);
+}
+
+FsIndexCursor *
+fs_index_heads_cursor (FsIndex *self, GError **error)
+{
+  FsIndexCursor *cursor;
+
+  g_return_val_if_fail (FS_IS_INDEX (self), NULL);
+  cursor = cursor_new (self, "SELECT path, version, deleted FROM heads ORDER BY path", error);
+  if (cursor != NULL)
+    cursor->light = TRUE;
+  return cursor;
+}
+
+/* Steps @cursor: TRUE with a row, FALSE at the end or on error (@error set). */
+static gboolean
+cursor_step (FsIndexCursor *cursor, GError **error)
+{
+  int rc;
+
+  if (cursor->done)
+    return FALSE;
+  rc = sqlite3_step (cursor->stmt);
+  if (rc == SQLITE_ROW)
+    return TRUE;
+  cursor->done = TRUE;
+  if (rc != SQLITE_DONE)
+    set_db_error (cursor->index, rc, "reading the index in order", error);
+  return FALSE;
+}
+
+FsEntry *
+fs_index_cursor_next_entry (FsIndexCursor *cursor, GError **error)
+{
+  g_return_val_if_fail (cursor != NULL, NULL);
+  return cursor_step (cursor, error) ? entry_from_row (cursor->stmt) : NULL;
+}
+
+FsRecord *
+fs_index_cursor_next_head (FsIndexCursor *cursor, GError **error)
+{
+  FsRecord *r;
+
+  g_return_val_if_fail (cursor != NULL && cursor->light, NULL);
+  if (!cursor_step (cursor, error))
+    return NULL;
+  r = fs_record_new ();
+  r->path = column_strdup (cursor->stmt, 0);
+  r->version = column_strdup (cursor->stmt, 1);
+  r->deleted = sqlite3_column_int (cursor->stmt, 2) != 0;
+  return r;
+}
+
+void
+fs_index_cursor_free (FsIndexCursor *cursor)
+{
+  if (cursor == NULL)
+    return;
+  sqlite3_finalize (cursor->stmt);
+  g_object_unref (cursor->index);
+  g_free (cursor);
 }

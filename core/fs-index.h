@@ -44,6 +44,19 @@ GHashTable *fs_index_load_heads (FsIndex *self, GError **error); /* path → FsR
 gboolean fs_index_put_head (FsIndex *self, const gchar *path, const gchar *version,
                             GError **error);
 gboolean fs_index_clear_heads (FsIndex *self, GError **error);
+
+/* Entries or heads one at a time in tree order (fs_path_tree_cmp()), for a
+ * whole sync that must not hold the folder in memory. next_*() return NULL at
+ * the end, or on error with @error set. The index may be read meanwhile.
+ * Heads come with their path, version and deleted flag only: the rest, when
+ * needed, from fs_index_lookup_head(). */
+typedef struct _FsIndexCursor FsIndexCursor;
+FsIndexCursor *fs_index_entries_cursor (FsIndex *self, GError **error);
+FsIndexCursor *fs_index_heads_cursor (FsIndex *self, GError **error);
+FsEntry *fs_index_cursor_next_entry (FsIndexCursor *cursor, GError **error);
+FsRecord *fs_index_cursor_next_head (FsIndexCursor *cursor, GError **error);
+void fs_index_cursor_free (FsIndexCursor *cursor);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (FsIndexCursor, fs_index_cursor_free)
 /* Changes whenever a record is added (the largest rowid); -1 on error. */
 gint64 fs_index_get_record_marker (FsIndex *self, GError **error);
 

@@ -27,6 +27,7 @@
 typedef struct {
   FsScanResult *result;
   GHashTable *base;
+  const FsScanSink *sink; /* instead of @base and result->entries */
   FsIgnore *ignore;
   GCancellable *cancellable;
   guint8 *buffer;
@@ -67,7 +68,10 @@ add_warning (ScanState *state, const gchar *format, ...)
 static void
 add_entry (ScanState *state, FsEntry *entry)
 {
-  g_hash_table_replace (state->result->entries, g_strdup (entry->path), entry);
+  if (state->sink != NULL)
+    state->sink->emit (state->sink->data, entry);
+  else
+    g_hash_table_replace (state->result->entries, g_strdup (entry->path), entry);
 }
 
 static gchar *
@@ -87,34 +91,32 @@ copy_base (const FsEntry *base)
   return e;
 }
 
-/* Keeps the base state of everything strictly below directory @key; returns
- * how many entries were kept. */
-static guint
-keep_base_below (ScanState *state, const gchar *key)
+/* The base entries strictly below directory @key, in tree order. */
+static GPtrArray *
+base_below (ScanState *state, const gchar *key)
 {
   g_autofree gchar *prefix = g_strconcat (key, "/", NULL);
+  GPtrArray *below;
   GHashTableIter iter;
   gpointer value;
-  guint kept = 0;
 
+  if (state->sink != NULL)
+    return state->sink->base_below (state->sink->data, key);
+  below = g_ptr_array_new_with_free_func ((GDestroyNotify) fs_entry_free);
   if (state->base == NULL)
-    return 0;
+    return below;
   g_hash_table_iter_init (&iter, state->base);
   while (g_hash_table_iter_next (&iter, NULL, &value))
-    {
-      const FsEntry *b = value;
-      if (g_str_has_prefix (b->path, prefix))
-        {
-          add_entry (state, copy_base (b));
-          kept++;
-        }
-    }
-  return kept;
+    if (g_str_has_prefix (((const FsEntry *) value)->path, prefix))
+      g_ptr_array_add (below, fs_entry_copy (value));
+  return below;
 }
 
 static const FsEntry *
 base_lookup (ScanState *state, const gchar *key)
 {
+  if (state->sink != NULL)
+    return state->sink->base_lookup (state->sink->data, key);
   if (state->base == NULL)
     return NULL;
   return g_hash_table_lookup (state->base, key);
@@ -439,15 +441,18 @@ scan_subdir (ScanState *state, int dirfd, const gchar *name, const gchar *key,
     {
       int saved = errno;
       const FsEntry *b;
-      guint kept;
+      g_autoptr (GPtrArray) below = NULL;
 
       if (saved == ENOENT)
         return TRUE;
       b = base_lookup (state, key);
-      kept = keep_base_below (state, key);
-      if (b != NULL || kept > 0)
+      below = base_below (state, key);
+      if (b != NULL || below->len > 0)
         {
+          /* The directory, then what it held (tree order for a sink). */
           add_entry (state, entry_from_stat (key, disk, FS_KIND_DIR, st));
+          for (guint i = 0; i < below->len; i++)
+            add_entry (state, copy_base (g_ptr_array_index (below, i)));
           add_warning (state, _("Cannot open folder ‘%s’: %s; keeping its last synced contents"),
                        key, g_strerror (saved));
         }
@@ -459,16 +464,44 @@ scan_subdir (ScanState *state, int dirfd, const gchar *name, const gchar *key,
   return scan_dir (state, fd, key, disk, error);
 }
 
-/* Scans the directory open as @fd (taken over and closed). */
+/* A name of a directory that passed the checks of the listing: scanned in
+ * the second pass, in tree order. */
+typedef struct {
+  gchar *name; /* on disk */
+  gchar *nfc;
+  struct stat st;
+  int stat_errno; /* fstatat failed: keep the base state */
+} Child;
+
+static void
+child_free (Child *c)
+{
+  g_free (c->name);
+  g_free (c->nfc);
+  g_free (c);
+}
+
+static gint
+compare_children (gconstpointer a, gconstpointer b)
+{
+  return strcmp ((*(Child *const *) a)->nfc, (*(Child *const *) b)->nfc);
+}
+
+/* Scans the directory open as @fd (taken over and closed). Two passes: the
+ * listing in the bytes' order on disk (so "keep the first twin" is
+ * deterministic), then the entries in tree order of their keys, which is the
+ * order a sink gets them in. */
 static gboolean
 scan_dir (ScanState *state, int fd, const gchar *key_prefix, const gchar *disk_prefix,
           GError **error)
 {
   g_autoptr (GPtrArray) names = g_ptr_array_new_with_free_func (g_free);
+  g_autoptr (GPtrArray) children = g_ptr_array_new_with_free_func ((GDestroyNotify) child_free);
   g_autoptr (GHashTable) nfc_seen = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
   g_autoptr (GHashTable) fold_seen =
     g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
   gboolean has_ignore_file = FALSE;
+  gboolean ok = TRUE;
   struct dirent *de;
   DIR *dir;
   int dfd;
@@ -492,7 +525,6 @@ scan_dir (ScanState *state, int fd, const gchar *key_prefix, const gchar *disk_p
         has_ignore_file = TRUE;
       g_ptr_array_add (names, g_strdup (de->d_name));
     }
-  /* Sorted by the bytes on disk, so "keep the first twin" is deterministic. */
   g_ptr_array_sort (names, compare_names);
 
   if (has_ignore_file)
@@ -507,14 +539,8 @@ scan_dir (ScanState *state, int fd, const gchar *key_prefix, const gchar *disk_p
       g_autofree gchar *fold = NULL;
       const gchar *twin;
       const gchar *fold_twin;
-      struct stat st;
+      Child *child;
       gboolean is_dir;
-
-      if (g_cancellable_set_error_if_cancelled (state->cancellable, error))
-        {
-          closedir (dir);
-          return FALSE;
-        }
 
       if (g_str_has_prefix (name, INTERNAL_PREFIX))
         {
@@ -538,24 +564,34 @@ scan_dir (ScanState *state, int fd, const gchar *key_prefix, const gchar *disk_p
       key = join (key_prefix, nfc);
       disk = join (disk_prefix, name);
 
-      if (fstatat (dfd, name, &st, AT_SYMLINK_NOFOLLOW) != 0)
+      child = g_new0 (Child, 1);
+      if (fstatat (dfd, name, &child->st, AT_SYMLINK_NOFOLLOW) != 0)
         {
-          if (errno != ENOENT)
-            keep_unreadable_file (state, key, g_strerror (errno));
+          if (errno == ENOENT)
+            {
+              g_free (child);
+              continue;
+            }
+          child->stat_errno = errno;
+          child->name = g_strdup (name);
+          child->nfc = g_steal_pointer (&nfc);
+          g_ptr_array_add (children, child);
           continue;
         }
-      is_dir = S_ISDIR (st.st_mode);
+      is_dir = S_ISDIR (child->st.st_mode);
 
       if (fs_ignore_matches (state->ignore, key, is_dir))
         {
           state->result->stats.skipped_ignored++;
+          g_free (child);
           continue;
         }
 
-      if (!is_dir && !S_ISREG (st.st_mode) && !S_ISLNK (st.st_mode))
+      if (!is_dir && !S_ISREG (child->st.st_mode) && !S_ISLNK (child->st.st_mode))
         {
           state->result->stats.skipped_special++;
-          add_warning (state, _("Skipping %s ‘%s’"), special_kind_name (st.st_mode), key);
+          add_warning (state, _("Skipping %s ‘%s’"), special_kind_name (child->st.st_mode), key);
+          g_free (child);
           continue;
         }
 
@@ -567,6 +603,7 @@ scan_dir (ScanState *state, int fd, const gchar *key_prefix, const gchar *disk_p
                        _("Skipping ‘%s’: its name is the same as ‘%s’ after Unicode "
                          "normalization"),
                        disk, twin_disk);
+          g_free (child);
           continue;
         }
       g_hash_table_insert (nfc_seen, g_strdup (nfc), (gpointer) name);
@@ -582,24 +619,35 @@ scan_dir (ScanState *state, int fd, const gchar *key_prefix, const gchar *disk_p
       else
         g_hash_table_insert (fold_seen, g_steal_pointer (&fold), g_strdup (nfc));
 
-      if (is_dir)
-        {
-          if (!scan_subdir (state, dfd, name, key, disk, &st, error))
-            {
-              closedir (dir);
-              return FALSE;
-            }
-        }
-      else if (S_ISLNK (st.st_mode))
-        scan_symlink (state, dfd, name, key, disk, &st);
-      else if (!scan_file (state, dfd, name, key, disk, &st, error))
-        {
-          closedir (dir);
-          return FALSE;
-        }
+      child->name = g_strdup (name);
+      child->nfc = g_steal_pointer (&nfc);
+      g_ptr_array_add (children, child);
+    }
+  g_clear_pointer (&names, g_ptr_array_unref);
+  g_clear_pointer (&nfc_seen, g_hash_table_unref);
+  g_clear_pointer (&fold_seen, g_hash_table_unref);
+
+  /* Names hold no '/': their byte order is the tree order of the keys. */
+  g_ptr_array_sort (children, compare_children);
+  for (guint i = 0; i < children->len && ok; i++)
+    {
+      Child *c = g_ptr_array_index (children, i);
+      g_autofree gchar *key = join (key_prefix, c->nfc);
+      g_autofree gchar *disk = join (disk_prefix, c->name);
+
+      if (g_cancellable_set_error_if_cancelled (state->cancellable, error))
+        ok = FALSE;
+      else if (c->stat_errno != 0)
+        keep_unreadable_file (state, key, g_strerror (c->stat_errno));
+      else if (S_ISDIR (c->st.st_mode))
+        ok = scan_subdir (state, dfd, c->name, key, disk, &c->st, error);
+      else if (S_ISLNK (c->st.st_mode))
+        scan_symlink (state, dfd, c->name, key, disk, &c->st);
+      else
+        ok = scan_file (state, dfd, c->name, key, disk, &c->st, error);
     }
   closedir (dir);
-  return TRUE;
+  return ok;
 }
 
 /* Opens @root (the fd is returned) and sets up an empty result in @state;
@@ -627,14 +675,16 @@ scan_begin (ScanState *state, const gchar *root, GHashTable *base, FsIgnore *ign
   result->stale_temps = g_ptr_array_new_with_free_func (g_free);
   state->result = result;
   state->base = base;
+  state->sink = NULL;
   state->ignore = ignore;
   state->cancellable = cancellable;
   state->buffer = g_malloc (HASH_BUFFER_SIZE);
   return fd;
 }
 
-FsScanResult *
-fs_scan (const gchar *root, GHashTable *base, GCancellable *cancellable, GError **error)
+static FsScanResult *
+scan_whole (const gchar *root, GHashTable *base, const FsScanSink *sink,
+            GCancellable *cancellable, GError **error)
 {
   g_autoptr (FsScanResult) result = NULL;
   g_autoptr (FsIgnore) ignore = fs_ignore_new ();
@@ -642,17 +692,31 @@ fs_scan (const gchar *root, GHashTable *base, GCancellable *cancellable, GError 
   ScanState state;
   int fd;
 
-  g_return_val_if_fail (root != NULL, NULL);
-
   fd = scan_begin (&state, root, base, ignore, cancellable, error);
   if (fd < 0)
     return NULL;
+  state.sink = sink;
   result = state.result;
   buffer = state.buffer;
   if (!scan_dir (&state, fd, "", "", error))
     return NULL;
   result->ignore = g_steal_pointer (&ignore);
   return g_steal_pointer (&result);
+}
+
+FsScanResult *
+fs_scan (const gchar *root, GHashTable *base, GCancellable *cancellable, GError **error)
+{
+  g_return_val_if_fail (root != NULL, NULL);
+  return scan_whole (root, base, NULL, cancellable, error);
+}
+
+FsScanResult *
+fs_scan_to_sink (const gchar *root, const FsScanSink *sink, GCancellable *cancellable,
+                 GError **error)
+{
+  g_return_val_if_fail (root != NULL && sink != NULL, NULL);
+  return scan_whole (root, NULL, sink, cancellable, error);
 }
 
 /* Opens the directory @parent (relative, "" for @rootfd itself) one component

@@ -40,6 +40,24 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC (FsScanResult, fs_scan_result_free)
 FsScanResult *fs_scan (const gchar *root, GHashTable *base, GCancellable *cancellable,
                        GError **error);
 
+/* A whole scan that hands each entry over as it is found, in tree order
+ * (fs_path_tree_cmp()), instead of collecting them: the caller merges them
+ * with the index as they come, in constant memory. */
+typedef struct {
+  /* The base entry of @key, or NULL; asked for in increasing tree order. */
+  const FsEntry *(*base_lookup) (gpointer data, const gchar *key);
+  /* Copies of the base entries strictly below directory @key, in tree order
+   * (asked for right after base_lookup (@key)). */
+  GPtrArray *(*base_below) (gpointer data, const gchar *key);
+  /* The next local entry (taken), in increasing tree order. */
+  void (*emit) (gpointer data, FsEntry *entry);
+  gpointer data;
+} FsScanSink;
+
+/* As fs_scan(), entries going to @sink: the result's entries table is empty. */
+FsScanResult *fs_scan_to_sink (const gchar *root, const FsScanSink *sink,
+                               GCancellable *cancellable, GError **error);
+
 /* Only @paths (relative disk paths of files and symbolic links that may have
  * changed; absent ones are left out of the result), under the rules of
  * @ignore from an earlier fs_scan(); the result's ignore is NULL. When only

@@ -153,3 +153,29 @@ fs_device_name_valid (const gchar *name)
     }
   return TRUE;
 }
+
+gint
+fs_path_tree_cmp_n (const gchar *a, gsize a_len, const gchar *b, gsize b_len)
+{
+  gsize n = MIN (a_len, b_len);
+
+  for (gsize i = 0; i < n; i++)
+    {
+      guint ca = (guchar) a[i];
+      guint cb = (guchar) b[i];
+
+      if (ca == cb)
+        continue;
+      /* '/' ranks below every byte, NUL included (never in a path). */
+      ca = ca == '/' ? 0 : ca + 1;
+      cb = cb == '/' ? 0 : cb + 1;
+      return ca < cb ? -1 : 1;
+    }
+  return a_len < b_len ? -1 : a_len > b_len ? 1 : 0;
+}
+
+gint
+fs_path_tree_cmp (const gchar *a, const gchar *b)
+{
+  return fs_path_tree_cmp_n (a, strlen (a), b, strlen (b));
+}

@@ -71,4 +71,11 @@ gboolean fs_device_name_valid (const gchar *name);
 /* NFC normalization of a UTF-8 path; NULL if @path is not valid UTF-8. */
 gchar *fs_path_normalize (const gchar *path);
 
+/* Tree order of relative paths: byte order with '/' before every other byte,
+ * so a directory comes right before everything below it and then its next
+ * sibling ("a", "a/z", "a b", "a.txt"): the order of a depth-first walk that
+ * visits names in byte order. The index's collation "fs_tree". */
+gint fs_path_tree_cmp (const gchar *a, const gchar *b);
+gint fs_path_tree_cmp_n (const gchar *a, gsize a_len, const gchar *b, gsize b_len);
+
 G_END_DECLS

@@ -8,6 +8,11 @@
  * polls: a "changed" with path NULL every poll interval, and nothing else. */
 #include "config.h"
 
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+
 #include <glib/gi18n-lib.h>
 #include <string.h>
 
@@ -240,9 +245,10 @@ watch_tree (FsWatcher *self, const gchar *rel, GPtrArray *contents)
       g_autofree gchar *dir = g_ptr_array_steal_index (todo, todo->len - 1);
       g_autoptr (GFile) dir_file = NULL;
       g_autoptr (GFileMonitor) monitor = NULL;
-      g_autoptr (GFileEnumerator) enumerator = NULL;
       g_autoptr (GError) error = NULL;
       const gchar *type_name;
+      struct dirent *de;
+      DIR *dir_stream;
 
       if (g_tree_lookup (self->monitors, dir) != NULL)
         continue;
@@ -272,39 +278,36 @@ watch_tree (FsWatcher *self, const gchar *rel, GPtrArray *contents)
       g_tree_insert (self->monitors, g_strdup (dir), g_steal_pointer (&monitor));
       g_atomic_int_inc (&expected_watches);
 
-      enumerator = g_file_enumerate_children (
-        dir_file, G_FILE_ATTRIBUTE_STANDARD_NAME "," G_FILE_ATTRIBUTE_STANDARD_TYPE,
-        G_FILE_QUERY_INFO_NOFOLLOW_SYMLINKS, NULL, &error);
-      if (enumerator == NULL)
+      /* readdir's d_type rather than a GFileInfo per entry: a start on a
+       * tree of 100,000 files lists them all. */
+      dir_stream = opendir (g_file_peek_path (dir_file));
+      if (dir_stream == NULL)
         {
           /* Gone already, or unreadable (the scanner skips it too): a monitor
            * on it would only make GIO poll for it. */
-          g_debug ("not watching %s: %s", g_file_peek_path (dir_file), error->message);
+          g_debug ("not watching %s: %s", g_file_peek_path (dir_file), g_strerror (errno));
           g_tree_remove (self->monitors, dir);
           continue;
         }
-      for (;;)
+      while ((de = readdir (dir_stream)) != NULL)
         {
-          GFileInfo *info = NULL;
           g_autofree gchar *child = NULL;
-          const gchar *name;
+          gboolean is_dir = de->d_type == DT_DIR;
+          struct stat st;
 
-          if (!g_file_enumerator_iterate (enumerator, &info, NULL, NULL, &error))
-            {
-              g_debug ("listing %s: %s", g_file_peek_path (dir_file), error->message);
-              break;
-            }
-          if (info == NULL)
-            break;
-          name = g_file_info_get_name (info);
-          if (g_str_has_prefix (name, INTERNAL_PREFIX))
+          if (g_str_equal (de->d_name, ".") || g_str_equal (de->d_name, "..") ||
+              g_str_has_prefix (de->d_name, INTERNAL_PREFIX))
             continue;
-          child = *dir == '\0' ? g_strdup (name) : g_strconcat (dir, "/", name, NULL);
+          if (de->d_type == DT_UNKNOWN)
+            is_dir = fstatat (dirfd (dir_stream), de->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+                     S_ISDIR (st.st_mode);
+          child = *dir == '\0' ? g_strdup (de->d_name) : g_strconcat (dir, "/", de->d_name, NULL);
           if (contents != NULL)
             g_ptr_array_add (contents, g_strdup (child));
-          if (g_file_info_get_file_type (info) == G_FILE_TYPE_DIRECTORY)
+          if (is_dir)
             g_ptr_array_add (todo, g_steal_pointer (&child));
         }
+      closedir (dir_stream);
     }
   return watches_all_granted ();
 }

@@ -491,6 +491,39 @@ def test_remote_tree_kept_in_index():
     ws.cleanup()
 
 
+def test_tree_order_names():
+    """Names on both sides of '/' in byte order ("a", "a/z", "a b", "a.txt"),
+    and an NFD name, changed on both devices: a whole sync merges the walk,
+    the index and the remote tree in one order and misses none of them."""
+    ws, a, b = pair("order")
+    nfd = "e\u0301"
+    names = ["a/z", "a b", "a.txt", "a0", "a/b/c", nfd + "/x", nfd + "0", "ab"]
+    for n in names:
+        write(os.path.join(a.root, n), n.encode())
+    a.sync()
+    b.sync()
+    converged(a, b)
+    os.unlink(os.path.join(a.root, "a", "z"))
+    os.unlink(os.path.join(a.root, "a.txt"))
+    write(os.path.join(a.root, "a b"), b"edited on a")
+    write(os.path.join(a.root, "a", "b", "d"), b"new on a")
+    os.unlink(os.path.join(b.root, "a0"))
+    write(os.path.join(b.root, "a", "y"), b"new on b")
+    write(os.path.join(b.root, nfd, "x"), b"edited on b")
+    sa = a.sync()
+    sb = b.sync()
+    check(sa["files_up"] == 2 and sa["deleted_remote"] == 2, "a: %r" % sa)
+    check(sb["files_down"] == 2 and sb["deleted_local"] == 2 and sb["files_up"] == 2
+          and sb["deleted_remote"] == 1, "b: %r" % sb)
+    a.sync()
+    final = converged(a, b)
+    files = sorted(k for k, v in final.items() if v[0] == "file")
+    want = sorted(n.encode() for n in ["a b", "a/b/c", "a/b/d", "a/y", nfd + "/x", nfd + "0", "ab"])
+    check(files == want, "files %r, wanted %r" % (files, want))
+    check(open(os.path.join(a.root, nfd, "x"), "rb").read() == b"edited on b", "edit lost")
+    ws.cleanup()
+
+
 def objects_now(store):
     out = []
     for dirpath, _, filenames in os.walk(os.path.join(store, "o")):
@@ -566,4 +599,4 @@ if __name__ == "__main__":
                         test_local_disk_full,
                         test_no_plaintext_in_store, test_tamper_each_object, test_names_round_trip,
                         test_restart_does_no_work, test_small_files_packed,
-                        test_remote_tree_kept_in_index]))
+                        test_remote_tree_kept_in_index, test_tree_order_names]))

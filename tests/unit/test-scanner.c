@@ -649,10 +649,104 @@ test_scanner_paths (void)
   remove_tree (outside);
 }
 
+/* Tree order: '/' before every other byte, so a directory is followed by
+ * everything below it and then by its next sibling. */
+static void
+test_scanner_tree_order (void)
+{
+  const gchar *sorted[] = { "", "a", "a/b", "a/b/c", "a/z", "a b", "a.txt", "a0", "ab",
+                            "b", NFC_E, NFC_E "/x" };
+
+  for (gsize i = 0; i < G_N_ELEMENTS (sorted); i++)
+    for (gsize j = 0; j < G_N_ELEMENTS (sorted); j++)
+      {
+        gint c = fs_path_tree_cmp (sorted[i], sorted[j]);
+        g_assert_cmpint (i < j ? -1 : i > j ? 1 : 0, ==, c < 0 ? -1 : c > 0 ? 1 : 0);
+      }
+}
+
+typedef struct {
+  GPtrArray *emitted; /* paths */
+  GPtrArray *asked;   /* base_lookup keys */
+  GHashTable *base;
+} SinkLog;
+
+static const FsEntry *
+log_base_lookup (gpointer data, const gchar *key)
+{
+  SinkLog *log = data;
+  g_ptr_array_add (log->asked, g_strdup (key));
+  return g_hash_table_lookup (log->base, key);
+}
+
+static GPtrArray *
+log_base_below (gpointer data, const gchar *key)
+{
+  return g_ptr_array_new_with_free_func ((GDestroyNotify) fs_entry_free);
+}
+
+static void
+log_emit (gpointer data, FsEntry *entry)
+{
+  SinkLog *log = data;
+  g_ptr_array_add (log->emitted, g_strdup (entry->path));
+  fs_entry_free (entry);
+}
+
+static void
+assert_tree_ordered (GPtrArray *paths)
+{
+  for (guint i = 1; i < paths->len; i++)
+    {
+      const gchar *a = g_ptr_array_index (paths, i - 1);
+      const gchar *b = g_ptr_array_index (paths, i);
+      if (fs_path_tree_cmp (a, b) >= 0)
+        g_error ("not in tree order: ‘%s’ before ‘%s’", a, b);
+    }
+}
+
+/* A sink gets every entry in tree order (NFD names by their NFC key), and is
+ * asked for base entries in increasing order: what the engine's merge needs. */
+static void
+test_scanner_sink_order (void)
+{
+  g_autofree gchar *root = make_tmp_dir ();
+  g_autoptr (GError) error = NULL;
+  g_autoptr (FsScanResult) result = NULL;
+  g_autoptr (GHashTable) base =
+    g_hash_table_new_full (g_str_hash, g_str_equal, g_free, (GDestroyNotify) fs_entry_free);
+  SinkLog log = { g_ptr_array_new_with_free_func (g_free), g_ptr_array_new_with_free_func (g_free),
+                  base };
+  const FsScanSink sink = { log_base_lookup, log_base_below, log_emit, &log };
+  const gchar *files[] = { "a/b/c", "a/z", "a b", "a.txt", "a0", "ab", "b", "d" NFD_E "/x",
+                           "d" NFC_E "0", "z/.foldersync.tmp.1", "z/y" };
+  const gchar *expected[] = { "a", "a/b", "a/b/c", "a/z", "a b", "a.txt", "a0", "ab", "b",
+                              "d" NFC_E, "d" NFC_E "/x", "d" NFC_E "0", "z", "z/y" };
+
+  for (gsize i = 0; i < G_N_ELEMENTS (files); i++)
+    write_file (root, files[i], files[i]);
+  g_hash_table_insert (base, g_strdup ("a.txt"), fs_entry_new ("a.txt", FS_KIND_FILE));
+
+  result = fs_scan_to_sink (root, &sink, NULL, &error);
+  g_assert_no_error (error);
+  g_assert_cmpuint (g_hash_table_size (result->entries), ==, 0);
+  g_assert_cmpuint (result->stale_temps->len, ==, 1);
+  g_assert_cmpuint (log.emitted->len, ==, G_N_ELEMENTS (expected));
+  for (gsize i = 0; i < G_N_ELEMENTS (expected); i++)
+    g_assert_cmpstr (g_ptr_array_index (log.emitted, i), ==, expected[i]);
+  assert_tree_ordered (log.asked);
+  g_assert_cmpuint (log.asked->len, >=, 9); /* every file */
+  g_ptr_array_unref (log.emitted);
+  g_ptr_array_unref (log.asked);
+  remove_tree (root);
+}
+
 int
 main (int argc, char **argv)
 {
   g_test_init (&argc, &argv, NULL);
+  g_test_add_func ("/scanner/tree-order", test_scanner_tree_order);
+  g_test_add_func ("/scanner/sink-order", test_scanner_sink_order);
   g_test_add_func ("/scanner/tree", test_scanner_tree);
   g_test_add_func ("/scanner/unchanged-not-hashed", test_scanner_unchanged_not_hashed);
   g_test_add_func ("/scanner/many", test_scanner_many);
