@@ -47,6 +47,7 @@
 #define TRASH_DIR ".foldersync.trash"
 #define TEMP_TEMPLATE ".foldersync.tmp.XXXXXX"
 #define COPY_BUFFER_SIZE (256 * 1024)
+#define WRITEBACK_STEP (8 * 1024 * 1024)
 #define STAGING_TEMPLATE ".foldersync.tmp.staging-XXXXXX"
 /* A segment is written when it has this much JSON (or
  * FS_JOURNAL_SEGMENT_MAX_RECORDS records), and at the end of each pass. */
@@ -1436,6 +1437,7 @@ fetch_to_temp (FsEngine *self, const FsRecord *remote, const gchar *dir, const g
   gcry_md_hd_t md = NULL;
   g_autofree gchar *hash = NULL;
   guint64 total = 0;
+  G_GNUC_UNUSED guint64 started_writeback = 0;
   struct timespec times[2];
   gboolean ok = FALSE;
   int fd;
@@ -1488,6 +1490,16 @@ fetch_to_temp (FsEngine *self, const FsRecord *remote, const gchar *dir, const g
             }
           off += w;
         }
+#ifdef SYNC_FILE_RANGE_WRITE
+      /* Start the writeback of each WRITEBACK_STEP as it is written, so the
+       * fsync below waits for the tail only, not for the whole file. */
+      if (total - started_writeback >= WRITEBACK_STEP)
+        {
+          sync_file_range (fd, (off64_t) started_writeback, (off64_t) (total - started_writeback),
+                           SYNC_FILE_RANGE_WRITE);
+          started_writeback = total;
+        }
+#endif
     }
   hash = fs_hex_encode (gcry_md_read (md, GCRY_MD_SHA256), 32);
   if (g_strcmp0 (hash, remote->hash) != 0 || total != remote->size)
