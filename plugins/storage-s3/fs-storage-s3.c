@@ -5,21 +5,31 @@
  * threads call soup_session_send() on one session; the session is configured
  * in configure() before any request), mapped to an FsStorageError, and
  * retried with exponential backoff and full jitter when the failure is
- * transient. Request bodies are always held in memory (a whole small object
- * or one multipart part), so every retried request can be replayed exactly. */
+ * transient. Every attempt reads its request body afresh from the first byte:
+ * bodies are held in memory (a small object, one multipart part) or, for a
+ * whole large object sent as one PUT, in an anonymous spool file that stays
+ * open until the put is over; so every retried request can be replayed
+ * exactly, with the payload hash it was signed with. */
 #include "config.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <string.h>
+#include <unistd.h>
 
+#include <gcrypt.h>
 #include <gmodule.h>
 #include <libsoup/soup.h>
 #include <glib/gi18n-lib.h>
 
 #include "fs-error.h"
+#include "fs-gcrypt.h"
+#include "fs-s3-file-stream.h"
 #include "fs-s3-get-stream.h"
 #include "fs-s3-xml.h"
 #include "fs-sigv4.h"
 #include "fs-storage-s3.h"
+#include "fs-types.h"
 
 #define MiB (G_GUINT64_CONSTANT (1024) * 1024)
 #define DEFAULT_MULTIPART_THRESHOLD (16 * MiB)
@@ -27,6 +37,10 @@
 #define MIN_PART_SIZE (5 * MiB)
 #define MAX_PART_SIZE (5120 * MiB)
 #define MAX_PARTS 10000
+#define DEFAULT_SINGLE_PUT_MAX (1024 * MiB)
+#define MAX_SINGLE_PUT (5120 * MiB) /* S3's limit for one PUT */
+#define SPOOL_CHUNK (1 * MiB)
+#define SPOOL_CHUNKS 3
 #define DEFAULT_MAX_WORKERS 4
 #define DEFAULT_MAX_RETRIES 5
 #define BACKOFF_BASE_MS 100
@@ -50,6 +64,8 @@ struct _FsStorageS3
   gchar *secret_key;
   gboolean virtual_host;
   guint64 multipart_threshold;
+  guint64 single_put_max;
+  gchar *spool_dir;
   guint64 part_size;
   guint max_workers;
   guint max_retries;
@@ -84,15 +100,24 @@ G_DEFINE_FINAL_TYPE_WITH_CODE (FsStorageS3, fs_storage_s3, G_TYPE_OBJECT,
 
 /* ---- requests ----------------------------------------------------------- */
 
+/* Opens a request body again, from its first byte. */
+typedef GInputStream *(*S3BodyFunc) (gpointer user_data, GError **error);
+
 typedef struct
 {
   const gchar *method;
   const gchar *key;            /* NULL: the bucket itself */
   const gchar *const *query;   /* name, value, …, NULL */
   const gchar *const *headers; /* extra headers to send and sign: name, value, …, NULL */
-  GBytes *body;                /* NULL: empty */
-  gboolean want_stream;        /* hand back the body stream of a 200/206 */
-  guint ok_status;             /* a non-2xx status the caller handles itself, or 0 */
+  GBytes *body;                /* NULL: empty (or body_func) */
+  /* A body not held in memory: body_func gives a fresh stream of its
+   * body_length bytes, whose SHA-256 is body_sha256 (hex), to each attempt. */
+  S3BodyFunc body_func;
+  gpointer body_data;
+  guint64 body_length;
+  const gchar *body_sha256;
+  gboolean want_stream; /* hand back the body stream of a 200/206 */
+  guint ok_status;      /* a non-2xx status the caller handles itself, or 0 */
 } S3Request;
 
 typedef struct
@@ -282,6 +307,43 @@ static AttemptResult send_message (FsStorageS3 *self, const S3Request *req, Soup
                                    const gchar *url, S3Response *resp, GCancellable *cancellable,
                                    GError **error);
 
+/* Gives @msg a fresh stream of @req's body, from its first byte. */
+static gboolean
+set_body (const S3Request *req, SoupMessage *msg, GError **error)
+{
+  g_autoptr (GInputStream) stream = NULL;
+
+  if (req->body_func == NULL)
+    {
+      if (req->body != NULL)
+        soup_message_set_request_body_from_bytes (msg, NULL, req->body);
+      return TRUE;
+    }
+  stream = req->body_func (req->body_data, error);
+  if (stream == NULL)
+    return FALSE;
+  soup_message_set_request_body (msg, NULL, stream, (gssize)req->body_length);
+  return TRUE;
+}
+
+/* libsoup drops the body of a message it restarts (it sends a request again
+ * by itself when a kept-alive connection turns out to be closed): give it
+ * the body again, so that replay is exact too. Not after a redirect that
+ * turned the request into a GET. */
+static void
+message_restarted (SoupMessage *msg, gpointer user_data)
+{
+  const S3Request *req = user_data;
+  g_autoptr (GError) local_error = NULL;
+
+  if (g_strcmp0 (soup_message_get_method (msg), req->method) != 0)
+    return;
+  if (!set_body (req, msg, &local_error))
+    /* Sent without its body, it fails the payload hash and is retried. */
+    g_debug ("could not reopen the body of a restarted %s: %s", req->method,
+             local_error->message);
+}
+
 /* In presigned mode the URL carries the authorization; only GET and DELETE
  * of the key it was signed for can be sent. */
 static AttemptResult
@@ -329,7 +391,9 @@ attempt (FsStorageS3 *self, const S3Request *req, S3Response *resp, GCancellable
   g_autoptr (SoupMessage) msg = NULL;
   SoupMessageHeaders *request_headers;
 
-  if (req->body != NULL)
+  if (req->body_func != NULL)
+    payload_hash = g_strdup (req->body_sha256);
+  else if (req->body != NULL)
     {
       gsize len;
       gconstpointer data = g_bytes_get_data (req->body, &len);
@@ -374,8 +438,10 @@ attempt (FsStorageS3 *self, const S3Request *req, S3Response *resp, GCancellable
     soup_message_headers_replace (request_headers, g_ptr_array_index (headers, i),
                                   g_ptr_array_index (headers, i + 1));
   soup_message_headers_replace (request_headers, "Authorization", authorization);
-  if (req->body != NULL)
-    soup_message_set_request_body_from_bytes (msg, NULL, req->body);
+  if (!set_body (req, msg, error))
+    return ATTEMPT_FAIL;
+  if (req->body != NULL || req->body_func != NULL)
+    g_signal_connect (msg, "restarted", G_CALLBACK (message_restarted), (gpointer)req);
   return send_message (self, req, msg, url, resp, cancellable, error);
 }
 
@@ -832,9 +898,10 @@ fs_storage_s3_configure (FsStorage *storage, GHashTable *settings, GError **erro
   const gchar *ca_file = g_hash_table_lookup (settings, "ca-file");
   const gchar *conditional = g_hash_table_lookup (settings, "conditional-put");
   const gchar *state_file = g_hash_table_lookup (settings, "state-file");
+  const gchar *spool_dir = g_hash_table_lookup (settings, "spool-dir");
   g_autoptr (GUri) uri = NULL;
   g_autoptr (GError) local_error = NULL;
-  guint64 threshold, part_size, workers, retries;
+  guint64 threshold, single_put_max, part_size, workers, retries;
   const gchar *scheme, *host;
   gint port;
 
@@ -853,6 +920,8 @@ fs_storage_s3_configure (FsStorage *storage, GHashTable *settings, GError **erro
     return FALSE;
   if (!parse_uint_setting (settings, "multipart-threshold", DEFAULT_MULTIPART_THRESHOLD, 0,
                            G_MAXUINT32, &threshold, error)
+      || !parse_uint_setting (settings, "single-put-max", DEFAULT_SINGLE_PUT_MAX, 0,
+                              MAX_SINGLE_PUT, &single_put_max, error)
       || !parse_uint_setting (settings, "part-size", DEFAULT_PART_SIZE, MIN_PART_SIZE,
                               MIN (MAX_PART_SIZE, G_MAXUINT32), &part_size, error)
       || !parse_uint_setting (settings, "max-workers", DEFAULT_MAX_WORKERS, 1, 64, &workers,
@@ -901,6 +970,12 @@ fs_storage_s3_configure (FsStorage *storage, GHashTable *settings, GError **erro
   self->secret_key = g_strdup (secret_key);
   self->virtual_host = g_strcmp0 (addressing, "virtual") == 0;
   self->multipart_threshold = threshold;
+  self->single_put_max = single_put_max;
+  /* Created (0700) by the first put that needs it, not here: a store
+   * that only ever holds small objects never touches the disk. */
+  self->spool_dir = spool_dir != NULL && *spool_dir != '\0'
+                      ? g_strdup (spool_dir)
+                      : g_build_filename (g_get_user_cache_dir (), "foldersync", "spool", NULL);
   self->part_size = part_size;
   self->max_workers = (guint)workers;
   self->max_retries = (guint)retries;
@@ -1269,23 +1344,273 @@ conditional_headers (const gchar *expected_version, gchar **if_match, const gcha
     }
 }
 
+/* One PUT of a whole object: @req has the key and the body; the conditional
+ * headers of @expected_version are added here, the same for every body. */
 static gboolean
-put_single (FsStorageS3 *self, const gchar *key, GBytes *body, const gchar *expected_version,
+put_object (FsStorageS3 *self, S3Request *req, const gchar *expected_version,
             gchar **new_version, GCancellable *cancellable, GError **error)
 {
   g_autofree gchar *if_match = NULL;
   const gchar *headers[5] = { NULL };
   guint h = 0;
-  S3Request req = { .method = "PUT", .key = key, .body = body };
   g_auto (S3Response) resp = { 0 };
 
   conditional_headers (expected_version, &if_match, headers, &h);
-  req.headers = headers;
-  if (!s3_execute (self, &req, &resp, cancellable, error))
+  req->headers = headers;
+  if (!s3_execute (self, req, &resp, cancellable, error))
     return FALSE;
   if (new_version != NULL)
     *new_version = strip_etag (soup_message_headers_get_one (resp.headers, "ETag"));
   return TRUE;
+}
+
+static gboolean
+put_single (FsStorageS3 *self, const gchar *key, GBytes *body, const gchar *expected_version,
+            gchar **new_version, GCancellable *cancellable, GError **error)
+{
+  S3Request req = { .method = "PUT", .key = key, .body = body };
+
+  return put_object (self, &req, expected_version, new_version, cancellable, error);
+}
+
+/* ---- put: the spool file -------------------------------------------------- */
+
+typedef struct
+{
+  guint8 *data;
+  gsize len;
+} SpoolChunk;
+
+typedef struct
+{
+  const gchar *dir;
+  int fd;
+  guint64 size; /* bytes handed to the file so far */
+  /* libgcrypt rather than GChecksum: with SHA-NI it hashes 5× faster here
+   * (about 1 GB/s against 0.2), and this hash is on the upload's path. */
+  gcry_md_hd_t sha256;
+  /* The writer thread hashes and writes the chunks put() reads, so that
+   * producing the next chunk (sealing, in the engine's source stream) and
+   * hashing this one use two cores. SPOOL_CHUNKS buffers go round between
+   * the two queues: memory stays bounded however slow the disk is. */
+  GThread *writer;
+  GAsyncQueue *free_chunks;
+  GAsyncQueue *full_chunks;
+  SpoolChunk chunks[SPOOL_CHUNKS];
+  SpoolChunk end; /* pushed to stop the writer */
+  gint write_errno; /* the writer's first failure (atomic) */
+} Spool;
+
+static void spool_stop_writer (Spool *spool);
+
+static void
+spool_clear (Spool *spool)
+{
+  spool_stop_writer (spool);
+  /* The file has no name: closing it frees its blocks. */
+  if (spool->fd >= 0)
+    close (spool->fd);
+  spool->fd = -1;
+  if (spool->sha256 != NULL)
+    gcry_md_close (spool->sha256);
+  spool->sha256 = NULL;
+  g_clear_pointer (&spool->free_chunks, g_async_queue_unref);
+  g_clear_pointer (&spool->full_chunks, g_async_queue_unref);
+  for (guint i = 0; i < SPOOL_CHUNKS; i++)
+    g_clear_pointer (&spool->chunks[i].data, g_free);
+}
+G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC (Spool, spool_clear)
+
+static void
+set_spool_error (GError **error, int errsv, const gchar *dir, gboolean writing)
+{
+  /* Names the directory (a setting the user can change), never the object. */
+  if (writing)
+    /* TRANSLATORS: the first %s is a directory, the second a system error
+     * message such as “No space left on device”. */
+    g_set_error (error, G_IO_ERROR, g_io_error_from_errno (errsv),
+                 _("Cannot write to the upload spool file in ‘%s’: %s"), dir, g_strerror (errsv));
+  else
+    g_set_error (error, G_IO_ERROR, g_io_error_from_errno (errsv),
+                 _("Cannot create an upload spool file in ‘%s’: %s"), dir, g_strerror (errsv));
+}
+
+/* Opens an anonymous file in @dir (created 0700 if missing): O_TMPFILE where
+ * the file system has it, else a file unlinked as soon as it is created.
+ * Either way a crash leaves nothing behind. */
+static gboolean
+spool_open (Spool *spool, const gchar *dir, GError **error)
+{
+  int errsv;
+
+  spool->dir = dir;
+  spool->size = 0;
+  if (g_mkdir_with_parents (dir, 0700) != 0)
+    {
+      set_spool_error (error, errno, dir, FALSE);
+      return FALSE;
+    }
+  spool->fd = open (dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+  if (spool->fd < 0 && (errno == EOPNOTSUPP || errno == EISDIR || errno == EINVAL))
+    {
+      g_autofree gchar *name = g_build_filename (dir, ".foldersync-spool-XXXXXX", NULL);
+
+      spool->fd = g_mkstemp_full (name, O_RDWR | O_CLOEXEC, 0600);
+      if (spool->fd >= 0 && unlink (name) != 0)
+        {
+          errsv = errno;
+          close (spool->fd);
+          spool->fd = -1;
+          errno = errsv;
+        }
+    }
+  if (spool->fd < 0)
+    {
+      set_spool_error (error, errno, dir, FALSE);
+      return FALSE;
+    }
+  fs_gcrypt_init ();
+  if (gcry_md_open (&spool->sha256, GCRY_MD_SHA256, 0) != 0)
+    g_error ("libgcrypt: SHA-256 unavailable");
+  return TRUE;
+}
+
+/* Hashes and appends @len bytes; 0 or the errno of the failed write. */
+static int
+spool_append (Spool *spool, const guint8 *data, gsize len)
+{
+  gcry_md_write (spool->sha256, data, len);
+  while (len > 0)
+    {
+      gssize n = write (spool->fd, data, len);
+
+      if (n < 0 && errno == EINTR)
+        continue;
+      if (n < 0)
+        return errno;
+      data += n;
+      len -= (gsize)n;
+    }
+  return 0;
+}
+
+/* Writes @len bytes from the calling thread (before the writer runs). */
+static gboolean
+spool_write (Spool *spool, const guint8 *data, gsize len, GCancellable *cancellable,
+             GError **error)
+{
+  int errsv;
+
+  if (g_cancellable_set_error_if_cancelled (cancellable, error))
+    return FALSE;
+  spool->size += len;
+  errsv = spool_append (spool, data, len);
+  if (errsv != 0)
+    {
+      set_spool_error (error, errsv, spool->dir, TRUE);
+      return FALSE;
+    }
+  return TRUE;
+}
+
+static gpointer
+spool_writer (gpointer user_data)
+{
+  Spool *spool = user_data;
+
+  for (;;)
+    {
+      SpoolChunk *chunk = g_async_queue_pop (spool->full_chunks);
+      int errsv;
+
+      if (chunk == &spool->end)
+        return NULL;
+      /* After a failure, only hand the buffers back. */
+      if (g_atomic_int_get (&spool->write_errno) == 0
+          && (errsv = spool_append (spool, chunk->data, chunk->len)) != 0)
+        g_atomic_int_set (&spool->write_errno, errsv);
+      g_async_queue_push (spool->free_chunks, chunk);
+    }
+}
+
+static void
+spool_start_writer (Spool *spool)
+{
+  spool->free_chunks = g_async_queue_new ();
+  spool->full_chunks = g_async_queue_new ();
+  for (guint i = 0; i < SPOOL_CHUNKS; i++)
+    {
+      spool->chunks[i].data = g_malloc (SPOOL_CHUNK);
+      g_async_queue_push (spool->free_chunks, &spool->chunks[i]);
+    }
+  spool->writer = g_thread_new ("fs-s3-spool", spool_writer, spool);
+}
+
+/* Waits until the writer has written every chunk handed to it. */
+static void
+spool_stop_writer (Spool *spool)
+{
+  if (spool->writer == NULL)
+    return;
+  g_async_queue_push (spool->full_chunks, &spool->end);
+  g_thread_join (g_steal_pointer (&spool->writer));
+}
+
+/* Reads @source (the rest of @key's data) to its end, or to more than @max
+ * bytes in all, into the spool after what is there already. */
+static gboolean
+spool_source (Spool *spool, const gchar *key, GInputStream *source, guint64 max,
+              GCancellable *cancellable, GError **error)
+{
+  int errsv;
+
+  spool_start_writer (spool);
+  while (spool->size <= max && g_atomic_int_get (&spool->write_errno) == 0)
+    {
+      SpoolChunk *chunk = g_async_queue_pop (spool->free_chunks);
+      gsize want = (gsize)MIN (SPOOL_CHUNK, max + 1 - spool->size);
+      gssize n = read_full (source, chunk->data, want, cancellable, error);
+
+      if (n <= 0)
+        g_async_queue_push (spool->free_chunks, chunk);
+      if (n < 0)
+        {
+          spool_stop_writer (spool);
+          g_prefix_error (error, _("Reading the data for ‘%s’: "), key);
+          return FALSE;
+        }
+      if (n > 0)
+        {
+          chunk->len = (gsize)n;
+          spool->size += (guint64)n;
+          g_async_queue_push (spool->full_chunks, chunk);
+        }
+      if ((gsize)n < want)
+        break; /* the end of @source */
+    }
+  spool_stop_writer (spool);
+  errsv = g_atomic_int_get (&spool->write_errno);
+  if (errsv != 0)
+    {
+      set_spool_error (error, errsv, spool->dir, TRUE);
+      return FALSE;
+    }
+  return TRUE;
+}
+
+/* S3BodyFunc: the spooled bytes from the first one, on a stream of its own. */
+static GInputStream *
+spool_body (gpointer user_data, GError **error)
+{
+  Spool *spool = user_data;
+  g_autoptr (GError) local_error = NULL;
+  GInputStream *stream = fs_s3_file_stream_new (spool->fd, spool->size, &local_error);
+
+  if (stream == NULL)
+    g_set_error (error, G_IO_ERROR, local_error->code,
+                 _("Cannot read the upload spool file in ‘%s’: %s"), spool->dir,
+                 local_error->message);
+  return stream;
 }
 
 typedef struct
@@ -1306,6 +1631,27 @@ typedef struct
   guint number;
   GBytes *data;
 } PartJob;
+
+/* read_full() of @sources (NULL-terminated) one after the other; *@current
+ * is the index of the one being read. */
+static gssize
+read_full_sources (GInputStream *const *sources, guint *current, guint8 *buf, gsize len,
+                   GCancellable *cancellable, GError **error)
+{
+  gsize got = 0;
+
+  while (got < len && sources[*current] != NULL)
+    {
+      gssize n = read_full (sources[*current], buf + got, len - got, cancellable, error);
+
+      if (n < 0)
+        return -1;
+      got += (gsize)n;
+      if (got < len)
+        (*current)++; /* that one has ended */
+    }
+  return (gssize)got;
+}
 
 static void
 upload_part (gpointer data, gpointer user_data)
@@ -1379,10 +1725,10 @@ complete_body (Multipart *mp)
   return g_string_free (xml, FALSE);
 }
 
-/* Uploads @head (more than multipart-threshold bytes read so far) and the rest
- * of @source as a multipart upload. */
+/* Uploads @head (the bytes read so far) and the rest, read from @sources
+ * (NULL-terminated) one after the other, as a multipart upload. */
 static gboolean
-put_multipart (FsStorageS3 *self, const gchar *key, GBytes *head, GInputStream *source,
+put_multipart (FsStorageS3 *self, const gchar *key, GBytes *head, GInputStream *const *sources,
                const gchar *expected_version, gchar **new_version, GCancellable *cancellable,
                GError **error)
 {
@@ -1398,6 +1744,7 @@ put_multipart (FsStorageS3 *self, const gchar *key, GBytes *head, GInputStream *
   gsize head_len = g_bytes_get_size (head);
   gsize head_pos = 0;
   guint number = 0;
+  guint current = 0;
   gulong cancel_id = 0;
   gboolean source_done = FALSE;
   gboolean ok;
@@ -1430,7 +1777,7 @@ put_multipart (FsStorageS3 *self, const gchar *key, GBytes *head, GInputStream *
   pool = g_thread_pool_new (upload_part, &mp, (gint)self->max_workers, FALSE, NULL);
 
   /* The parts: slices of @head first (no copy), then fresh buffers read from
-   * @source. A buffer is only allocated once a worker slot is free, so at most
+   * @sources. A buffer is only allocated once a worker slot is free, so at most
    * max-workers + 1 part buffers exist besides @head. */
   while (!source_done)
     {
@@ -1452,7 +1799,8 @@ put_multipart (FsStorageS3 *self, const gchar *key, GBytes *head, GInputStream *
 
           memcpy (buf, (const guint8 *)g_bytes_get_data (head, NULL) + head_pos, rest);
           head_pos = head_len;
-          n = read_full (source, buf + rest, self->part_size - rest, cancellable, &local_error);
+          n = read_full_sources (sources, &current, buf + rest, self->part_size - rest,
+                                 cancellable, &local_error);
           if (n < 0)
             {
               g_free (buf);
@@ -1558,6 +1906,59 @@ put_multipart (FsStorageS3 *self, const gchar *key, GBytes *head, GInputStream *
   return ok;
 }
 
+/* An object larger than multipart-threshold: @head_in (its first bytes,
+ * already read; taken) and the rest of @source go to an anonymous spool file
+ * while their SHA-256 is computed. If it ends within single-put-max, it goes
+ * up as ONE PUT whose body streams from that file (a multipart upload costs
+ * the server a second pass over all the parts to complete it). Else the
+ * spooled bytes, then the rest of @source, go up as a multipart upload. The
+ * remote object is not touched before the spooling has succeeded. */
+static gboolean
+put_spooled (FsStorageS3 *self, const gchar *key, GBytes *head_in, GInputStream *source,
+             const gchar *expected_version, gchar **new_version, GCancellable *cancellable,
+             GError **error)
+{
+  g_autoptr (GBytes) head = head_in;
+  g_auto (Spool) spool = { .fd = -1 };
+  gint64 start = g_get_monotonic_time ();
+  gsize head_len;
+  gconstpointer head_data = g_bytes_get_data (head, &head_len);
+
+  if (!spool_open (&spool, self->spool_dir, error)
+      || !spool_write (&spool, head_data, head_len, cancellable, error))
+    return FALSE;
+  g_clear_pointer (&head, g_bytes_unref); /* memory stays at a few chunks from here on */
+
+  if (!spool_source (&spool, key, source, self->single_put_max, cancellable, error))
+    return FALSE;
+  g_debug ("spooled %s: %" G_GUINT64_FORMAT " bytes in %.1f ms", key, spool.size,
+           (g_get_monotonic_time () - start) / 1000.0);
+
+  if (spool.size <= self->single_put_max)
+    {
+      g_autofree gchar *sha256 = fs_hex_encode (gcry_md_read (spool.sha256, GCRY_MD_SHA256), 32);
+      S3Request req = { .method = "PUT",
+                        .key = key,
+                        .body_func = spool_body,
+                        .body_data = &spool,
+                        .body_length = spool.size,
+                        .body_sha256 = sha256 };
+
+      return put_object (self, &req, expected_version, new_version, cancellable, error);
+    }
+  {
+    g_autoptr (GInputStream) spooled = spool_body (&spool, error);
+    g_autoptr (GBytes) empty = g_bytes_new_static ("", 0);
+    GInputStream *sources[] = { spooled, source, NULL };
+
+    if (spooled == NULL)
+      return FALSE;
+    g_debug ("%s is larger than single-put-max: multipart upload", key);
+    return put_multipart (self, key, empty, sources, expected_version, new_version, cancellable,
+                          error);
+  }
+}
+
 static gboolean
 fs_storage_s3_put (FsStorage *storage, const gchar *key, GInputStream *source,
                    const gchar *expected_version, gchar **new_version, GCancellable *cancellable,
@@ -1572,7 +1973,8 @@ fs_storage_s3_put (FsStorage *storage, const gchar *key, GInputStream *source,
     return FALSE;
 
   /* Read one byte more than the threshold: if the source ends first, it is a
-   * single PUT whose payload hash is known; otherwise a multipart upload. */
+   * single PUT from memory whose payload hash is known; otherwise it is
+   * spooled (see put_spooled()) or, with spooling off, a multipart upload. */
   cap = (gsize)self->multipart_threshold + 1;
   buf = g_malloc (cap);
   n = read_full (source, buf, cap, cancellable, error);
@@ -1589,7 +1991,12 @@ fs_storage_s3_put (FsStorage *storage, const gchar *key, GInputStream *source,
     }
   {
     g_autoptr (GBytes) head = g_bytes_new_take (buf, (gsize)n);
-    return put_multipart (self, key, head, source, expected_version, new_version, cancellable,
+    GInputStream *sources[] = { source, NULL };
+
+    if (self->single_put_max > self->multipart_threshold)
+      return put_spooled (self, key, g_steal_pointer (&head), source, expected_version,
+                          new_version, cancellable, error);
+    return put_multipart (self, key, head, sources, expected_version, new_version, cancellable,
                           error);
   }
 }
@@ -1690,6 +2097,7 @@ fs_storage_s3_finalize (GObject *object)
     memset (self->secret_key, 0, strlen (self->secret_key));
   g_free (self->secret_key);
   g_free (self->state_file);
+  g_free (self->spool_dir);
   g_free (self->presigned_key);
   if (self->presigned_get != NULL)
     memset (self->presigned_get, 0, strlen (self->presigned_get));

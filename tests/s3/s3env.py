@@ -271,6 +271,11 @@ class S3Env:
         spec = dict(spec or {}, **kw)
         return self._control("/faults", spec)
 
+    def set_conditional(self, enforce=True):
+        """Makes the proxy enforce If-None-Match: * / If-Match on PUT and
+        CompleteMultipartUpload as AWS does (s3rver ignores them)."""
+        return self._control("/conditional", {"enforce": bool(enforce)})
+
     def env(self):
         extra = {"FOLDERSYNC_TEST_S3_CA_FILE": self.ca_file} if self.ca_file else {}
         return dict(extra, **{

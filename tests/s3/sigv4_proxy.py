@@ -18,6 +18,13 @@ Control endpoint (never faulted, never counted), on the same port under
   POST /__proxy/faults  JSON {"reset": p, "slowdown": p, "truncate": p,
                         "delay": p, "delay_ms": ms, "seed": n}; keys left out
                         are 0; {} turns faults off
+  GET  /__proxy/conditional  {"enforce": bool}
+  POST /__proxy/conditional  JSON {"enforce": true}: emulate AWS's conditional
+                        writes, which s3rver ignores (If-None-Match: * and
+                        If-Match on a PUT of an object or on
+                        CompleteMultipartUpload, checked against a HEAD of
+                        the key just before forwarding: not atomic, for
+                        sequential tests); off by default
 
 Run with Debian's python (it imports botocore):
   /usr/bin/python3 tests/s3/sigv4_proxy.py --upstream http://127.0.0.1:PORT
@@ -310,6 +317,7 @@ class State:
     def __init__(self):
         self.lock = threading.Lock()
         self.faults = {}
+        self.conditional = False
         self.rng = random.Random(0)
         self.reset_stats()
 
@@ -572,6 +580,15 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 out = dict(st.faults)
             elif path == "/__proxy/faults" and self.command == "POST":
                 out = st.set_faults(json.loads(raw.decode() or "{}"))
+            elif path == "/__proxy/conditional" and self.command == "GET":
+                out = {"enforce": st.conditional}
+            elif path == "/__proxy/conditional" and self.command == "POST":
+                enforce = json.loads(raw.decode() or "{}").get("enforce", False)
+                if not isinstance(enforce, bool):
+                    raise ValueError("enforce must be true or false")
+                with st.lock:
+                    st.conditional = enforce
+                out = {"enforce": enforce}
             else:
                 self._send_simple(404, b'{"error": "no such control endpoint"}\n', "application/json")
                 return
@@ -650,6 +667,10 @@ class Handler(http.server.BaseHTTPRequestHandler):
                     fwd_headers = [(k, v) for k, v in fwd_headers if k.lower() != "content-length"]
                     fwd_headers.append(("Content-Length", str(spool.tell())))
                     spool.seek(0)
+                if st.conditional and ("if-none-match" in hmap or "if-match" in hmap) and (
+                        (method == "PUT" and "partNumber" not in query_keys)
+                        or (method == "POST" and "uploadId" in query_keys)):
+                    self._check_precondition(raw_path, hmap)
             except S3Error as e:
                 for _ in body_iter:   # drain, so the 403 reaches the client and the connection lives
                     pass
@@ -690,6 +711,38 @@ class Handler(http.server.BaseHTTPRequestHandler):
         finally:
             if spool is not None:
                 spool.close()
+
+    def _check_precondition(self, raw_path, hmap):
+        """AWS's conditional writes, from a HEAD of the key in s3rver: raises
+        412 PreconditionFailed (or 404 NoSuchKey for If-Match on a missing
+        key) as AWS answers a PUT or CompleteMultipartUpload."""
+        u = self.server.upstream
+        head = AWSRequest(method="HEAD", url="http://%s%s" % (u.netloc, raw_path),
+                          headers={"x-amz-content-sha256": UNSIGNED})
+        S3SigV4Auth(self.server.verifier.creds, "s3", self.server.verifier.region).add_auth(head)
+        conn = http.client.HTTPConnection(u.hostname, u.port, timeout=60)
+        try:
+            conn.request("HEAD", raw_path, headers=dict(head.headers.items()))
+            resp = conn.getresponse()
+            resp.read()
+        finally:
+            conn.close()
+        if resp.status not in (200, 404):
+            raise S3Error(503, "ServiceUnavailable", "test proxy: HEAD for a precondition got %d" % resp.status)
+        etag = resp.getheader("ETag", "").strip('"') if resp.status == 200 else None
+        none_match = hmap.get("if-none-match")
+        if none_match is not None and none_match.strip() == "*" and etag is not None:
+            raise S3Error(412, "PreconditionFailed",
+                          "At least one of the pre-conditions you specified did not hold",
+                          Condition="If-None-Match")
+        match = hmap.get("if-match")
+        if match is not None:
+            if etag is None:
+                raise S3Error(404, "NoSuchKey", "The specified key does not exist.")
+            if match.strip().strip('"') != etag:
+                raise S3Error(412, "PreconditionFailed",
+                              "At least one of the pre-conditions you specified did not hold",
+                              Condition="If-Match")
 
     def _send_upstream(self, method, fwd_headers, spool, body_iter):
         """-> (response, bytes sent). Retries once on a stale kept-alive

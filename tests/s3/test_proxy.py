@@ -347,6 +347,37 @@ def test_fault_mix_is_seeded_and_counted():
           "mix did not produce every outcome: %s" % outcomes[0])
 
 
+def test_conditional_writes_emulated():
+    """s3rver ignores If-None-Match / If-Match on PUT; with /__proxy/conditional
+    the proxy answers them as AWS does (and by default it lets them through)."""
+    src = write("cond.txt", b"first")
+    rc, code, body, err = curl("-T", src, bucket_url("cond/k"))
+    check(code == 200, "setup PUT: http %d %r" % (code, body))
+    rc, code, body, err = curl("-H", "If-None-Match: *", "-T", src, bucket_url("cond/k"))
+    check(code == 200, "off by default: If-None-Match on an existing key gave http %d" % code)
+    etag = hashlib.md5(b"first").hexdigest()
+    ENV.set_conditional(True)
+    try:
+        before = ENV.stats()
+        rc, code, body, err = curl("-H", "If-None-Match: *", "-T", src, bucket_url("cond/k"))
+        check(code == 412 and b"<Code>PreconditionFailed</Code>" in body,
+              "If-None-Match on an existing key: http %d %r" % (code, body[:200]))
+        rc, code, body, err = curl("-H", "If-None-Match: *", "-T", src, bucket_url("cond/new"))
+        check(code == 200, "If-None-Match on a new key: http %d %r" % (code, body[:200]))
+        rc, code, body, err = curl("-H", 'If-Match: "0123"', "-T", src, bucket_url("cond/k"))
+        check(code == 412, "If-Match with another ETag: http %d %r" % (code, body[:200]))
+        rc, code, body, err = curl("-H", 'If-Match: "%s"' % etag, "-T", src, bucket_url("cond/k"))
+        check(code == 200, "If-Match with the ETag: http %d %r" % (code, body[:200]))
+        rc, code, body, err = curl("-H", 'If-Match: "%s"' % etag, "-T", src, bucket_url("cond/none"))
+        check(code == 404 and b"<Code>NoSuchKey</Code>" in body,
+              "If-Match on a missing key: http %d %r" % (code, body[:200]))
+        after = ENV.stats()
+        check(stats_delta(before, after, "PUT 412") == 2 and stats_delta(before, after, "PUT 200") == 2,
+              "counters: %s" % after["by_method_status"])
+    finally:
+        ENV.set_conditional(False)
+
+
 def test_rclone_copy_up_and_down():
     if shutil.which("rclone") is None:
         raise Skip("rclone is not installed (apt-get install rclone)")
@@ -414,7 +445,7 @@ def main():
     tests = [test_curl_signed_put_get_list, test_wrong_secret_refused, test_tampered_requests_refused,
              test_aws_chunked_upload_decoded, test_botocore_client_roundtrip, test_presigned_urls, test_fault_reset, test_fault_slowdown,
              test_fault_truncate, test_fault_delay, test_fault_mix_is_seeded_and_counted,
-             test_rclone_copy_up_and_down, test_tls_mode]
+             test_conditional_writes_emulated, test_rclone_copy_up_and_down, test_tls_mode]
     try:
         ENV = s3env.S3Env()
     except Exception as e:  # every test fails, with the reason
