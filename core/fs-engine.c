@@ -138,7 +138,6 @@ struct _FsEngine {
    * folder. The remote tree is kept in the index (its heads table), not in
    * memory: see ensure_remote_tree(). */
   FsIgnore *cache_ignore;
-  gboolean remote_complete; /* @remote holds every head (a whole sync) */
 
   /* Per sync run: the worker pool and what it was given. Workers read the
    * fields above (never the index, never @stats); everything they report is
@@ -166,9 +165,9 @@ remote_head (FsEngine *self, const gchar *path)
   gpointer value = NULL;
   FsRecord *head;
 
-  if (g_hash_table_lookup_extended (self->remote, path, NULL, &value) || self->remote_complete)
+  if (g_hash_table_lookup_extended (self->remote, path, NULL, &value))
     return value;
-  head = fs_index_lookup_head (self->index, path, &error);
+  head = fs_index_lookup_head (self->index, path, NULL, &error);
   if (error != NULL)
     g_warning ("Reading the remote tree: %s", error->message);
   g_hash_table_insert (self->remote, g_strdup (path), head);
@@ -192,20 +191,15 @@ record_by_version (FsEngine *self, const gchar *version)
   return record;
 }
 
-/* Per sync: the remote tree, all of it (@complete, a whole sync) or what
- * the sync asks for. */
-static gboolean
-begin_remote (FsEngine *self, gboolean complete, GError **error)
+/* Per sync: the heads and records the sync looks at, read from the index as
+ * needed. */
+static void
+begin_remote (FsEngine *self)
 {
   self->records = g_hash_table_new_full (g_str_hash, g_str_equal, g_free,
                                          (GDestroyNotify) fs_record_free);
-  self->remote_complete = complete;
-  if (complete)
-    self->remote = fs_index_load_heads (self->index, error);
-  else
-    self->remote = g_hash_table_new_full (g_str_hash, g_str_equal, g_free,
-                                          (GDestroyNotify) fs_record_free);
-  return self->remote != NULL;
+  self->remote = g_hash_table_new_full (g_str_hash, g_str_equal, g_free,
+                                        (GDestroyNotify) fs_record_free);
 }
 
 static void
@@ -213,7 +207,6 @@ end_remote (FsEngine *self)
 {
   g_clear_pointer (&self->remote, g_hash_table_unref);
   g_clear_pointer (&self->records, g_hash_table_unref);
-  self->remote_complete = FALSE;
 }
 
 #define HEADS_MARKER "heads_marker"
@@ -239,26 +232,28 @@ set_heads_marker (FsEngine *self, gint64 marker, GError **error)
 }
 
 /* Makes the index's heads table the remote tree of all its records. Derived
- * again (every record read, resolved) only when records came in that are not
- * simple continuations of ours: another device's, or after a conflict. */
+ * again (every record read, resolved) when records came in that are not
+ * simple continuations of ours (another device's, a conflict, a contested
+ * path), and on @force (an audit). */
 static gboolean
-ensure_remote_tree (FsEngine *self, GError **error)
+ensure_remote_tree (FsEngine *self, gboolean force, GError **error)
 {
   gint64 marker = fs_index_get_record_marker (self->index, error);
   g_autoptr(GPtrArray) records = NULL;
   g_autoptr(GHashTable) heads = NULL;
+  g_autoptr(GHashTable) contested = NULL;
   GHashTableIter iter;
   gpointer key, value;
   gboolean valid;
 
   if (marker < 0 || !heads_valid (self, marker, &valid, error))
     return FALSE;
-  if (valid)
+  if (valid && !force)
     return TRUE;
   records = fs_index_list_records (self->index, error);
   if (records == NULL)
     return FALSE;
-  heads = fs_remote_tree_resolve (records);
+  heads = fs_remote_tree_resolve_contested (records, &contested);
   g_debug ("remote tree derived again: %u records, %u heads", records->len,
            g_hash_table_size (heads));
   if (!fs_index_begin (self->index, error))
@@ -267,7 +262,8 @@ ensure_remote_tree (FsEngine *self, GError **error)
     goto fail;
   g_hash_table_iter_init (&iter, heads);
   while (g_hash_table_iter_next (&iter, &key, &value))
-    if (!fs_index_put_head (self->index, key, ((FsRecord *) value)->version, error))
+    if (!fs_index_put_head (self->index, key, ((FsRecord *) value)->version,
+                            g_hash_table_contains (contested, key), error))
       goto fail;
   if (!set_heads_marker (self, marker, error))
     goto fail;
@@ -288,15 +284,20 @@ apply_own_head (FsEngine *self, const FsRecord *record, GError **error)
   g_autofree gchar *key = fs_path_normalize (record->path);
   g_autoptr(FsRecord) head = NULL;
   g_autoptr(GError) local_error = NULL;
+  gboolean contested = FALSE;
 
   if (key == NULL)
     return FALSE;
-  head = fs_index_lookup_head (self->index, key, &local_error);
+  head = fs_index_lookup_head (self->index, key, &contested, &local_error);
   if (local_error != NULL)
     {
       g_propagate_error (error, g_steal_pointer (&local_error));
       return FALSE;
     }
+  /* Another candidate at this path may win once the head moves (a live
+   * directory of the same name beats our deletion): derive instead. */
+  if (contested)
+    return FALSE;
   if (head == NULL ? record->replaces != NULL : g_strcmp0 (head->version, record->replaces) != 0)
     return FALSE;
   if (head != NULL)
@@ -306,7 +307,7 @@ apply_own_head (FsEngine *self, const FsRecord *record, GError **error)
       if (g_strcmp0 (normalized, key) != 0)
         return FALSE;
     }
-  return fs_index_put_head (self->index, key, record->version, error);
+  return fs_index_put_head (self->index, key, record->version, FALSE, error);
 }
 
 static void
@@ -2314,14 +2315,13 @@ plan_and_act (FsEngine *self, GPtrArray *paths, GHashTable *local, GHashTable *b
  * heads are read in the same order; each path is reconciled as soon as all
  * three have moved past it, and only paths with something to do are kept
  * (plus local directories, whose disk names their children's need). A
- * no-change sync of any size holds one directory listing in memory. */
+ * no-change sync holds the local directories and one directory listing. */
 typedef struct {
   FsEngine *self;
   FsIndexCursor *base_cursor;
   GQueue base_ahead;        /* FsEntry: read from base_cursor, not planned yet */
   FsIndexCursor *head_cursor;
   FsRecord *head_next;      /* read from head_cursor, not planned yet */
-  gboolean heads_read;
   GError *error;            /* the first cursor error */
 
   GPtrArray *paths;         /* kept paths (owned), in tree order */
@@ -2362,11 +2362,18 @@ merge_head_peek (Merge *m)
 static FsRecord *
 merge_full_head (Merge *m, FsRecord *light)
 {
-  FsRecord *full = fs_index_lookup_head (m->self->index, light->path,
-                                         m->error == NULL ? &m->error : NULL);
+  g_autoptr(GError) error = NULL;
+  FsRecord *full = fs_index_lookup_head (m->self->index, light->path, NULL, &error);
 
   if (full == NULL)
-    return light; /* only on an index error, which fails the sync */
+    {
+      /* The row was just read: only an index error gets here; it fails the sync. */
+      if (m->error == NULL)
+        m->error = error != NULL ? g_steal_pointer (&error)
+                                 : g_error_new (FS_INDEX_ERROR, FS_INDEX_ERROR_FAILED,
+                                                _("The remote tree changed while it was read"));
+      return light;
+    }
   fs_record_free (light);
   return full;
 }
@@ -2489,11 +2496,13 @@ merge_base_lookup (gpointer data, const gchar *key)
   if (b == NULL || strcmp (b->path, key) != 0)
     return NULL;
   h = merge_head_peek (m);
-  if (h != NULL && strcmp (h->path, key) == 0)
+  if (h != NULL && strcmp (h->path, key) == 0 && g_strcmp0 (h->version, b->version) != 0)
     {
-      /* The scan must see the caught-up base (it has no stat data). */
+      /* The scan must see the caught-up base (it has no stat data); that
+       * takes the whole head. */
+      m->head_next = merge_full_head (m, h);
       g_queue_pop_head (&m->base_ahead);
-      b = catch_up_own_record (m, b, h);
+      b = catch_up_own_record (m, b, m->head_next);
       if (b == NULL)
         return NULL;
       g_queue_push_head (&m->base_ahead, b);
@@ -2525,7 +2534,24 @@ merge_base_below (gpointer data, const gchar *key)
         }
       b = g_queue_peek_nth (&m->base_ahead, i);
       if (g_str_has_prefix (b->path, prefix))
-        g_ptr_array_add (below, fs_entry_copy (b));
+        {
+          /* Kept as the local state: caught up first, as merge_base_lookup() does. */
+          g_autoptr(FsRecord) head = fs_index_lookup_head (m->self->index, b->path, NULL,
+                                                           m->error == NULL ? &m->error : NULL);
+          FsEntry *caught = catch_up_own_record (m, b, head);
+
+          if (caught == NULL)
+            {
+              g_queue_pop_nth (&m->base_ahead, i--);
+              continue;
+            }
+          if (caught != b)
+            {
+              g_queue_pop_nth (&m->base_ahead, i);
+              g_queue_push_nth (&m->base_ahead, caught, (gint) i);
+            }
+          g_ptr_array_add (below, fs_entry_copy (caught));
+        }
       else if (strcmp (b->path, key) != 0)
         break;
     }
@@ -2585,9 +2611,9 @@ fs_engine_sync (FsEngine *self, gboolean audit, FsSyncStats *stats, GPtrArray *m
     messages = own_messages;
 
   /* 1. What changed remotely: only journal records after our cursors. */
-  if (!begin_sync (self, audit, stats, messages, error) || !ensure_remote_tree (self, error) ||
-      !begin_remote (self, FALSE, error))
+  if (!begin_sync (self, audit, stats, messages, error) || !ensure_remote_tree (self, audit, error))
     goto out;
+  begin_remote (self);
 
   /* 2. What changed locally: a stat walk, hashing only what changed, merged
    * with the index as it goes (3. reconcile). */
@@ -2675,8 +2701,9 @@ fs_engine_sync_paths (FsEngine *self, const gchar *const *changed, FsSyncStats *
   records_read = stats->records_read;
   if (records_read > 0)
     goto whole; /* other devices changed things: reconcile everything */
-  if (!ensure_remote_tree (self, error) || !begin_remote (self, FALSE, error))
+  if (!ensure_remote_tree (self, FALSE, error))
     goto fail;
+  begin_remote (self);
 
   /* The index's entries for these paths (ASCII, else the scan says "whole"),
    * and their parents: a file in a directory not synced yet needs the walk. */

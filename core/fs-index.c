@@ -24,7 +24,6 @@ typedef enum {
   STMT_CURSOR_LIST,
   STMT_RECORD_LOOKUP,
   STMT_HEAD_LOOKUP,
-  STMT_HEAD_LIST,
   STMT_HEAD_PUT,
   STMT_HEAD_CLEAR,
   STMT_LAST
@@ -56,10 +55,9 @@ static const gchar *const stmt_sql[STMT_LAST] = {
   [STMT_META_SET] = "INSERT OR REPLACE INTO meta (key, value) VALUES (?1, ?2)",
   [STMT_CURSOR_LIST] = "SELECT device_id FROM cursors ORDER BY device_id",
   [STMT_RECORD_LOOKUP] = "SELECT " RECORD_COLUMNS " FROM records WHERE version = ?1",
-  [STMT_HEAD_LOOKUP] = "SELECT " HEAD_COLUMNS " FROM heads WHERE path = ?1",
-  [STMT_HEAD_LIST] = "SELECT " HEAD_COLUMNS " FROM heads",
-  [STMT_HEAD_PUT] = "INSERT OR REPLACE INTO heads (" HEAD_COLUMNS ") SELECT "
-                    RECORD_COLUMNS ", ?1 FROM records WHERE version = ?2",
+  [STMT_HEAD_LOOKUP] = "SELECT " HEAD_COLUMNS ", contested FROM heads WHERE path = ?1",
+  [STMT_HEAD_PUT] = "INSERT OR REPLACE INTO heads (" HEAD_COLUMNS ", contested) SELECT "
+                    RECORD_COLUMNS ", ?1, ?3 FROM records WHERE version = ?2",
   [STMT_HEAD_CLEAR] = "DELETE FROM heads",
 };
 
@@ -130,7 +128,8 @@ static const gchar *const migrations[FS_INDEX_SCHEMA_VERSION] = {
   "  seq INTEGER NOT NULL DEFAULT 0,"
   "  time_us INTEGER NOT NULL DEFAULT 0,"
   "  object_offset INTEGER NOT NULL DEFAULT 0,"
-  "  object_length INTEGER NOT NULL DEFAULT -1"
+  "  object_length INTEGER NOT NULL DEFAULT -1,"
+  "  contested INTEGER NOT NULL DEFAULT 0"
   ") WITHOUT ROWID;"
   /* entries kept in tree order too: a whole sync reads both in one pass */
   "CREATE TABLE entries_tree ("
@@ -289,7 +288,12 @@ fs_index_open (const gchar *filename, GError **error)
     }
   sqlite3_extended_result_codes (self->db, 1);
   sqlite3_busy_timeout (self->db, 5000);
-  sqlite3_create_collation_v2 (self->db, "fs_tree", SQLITE_UTF8, NULL, tree_collation, NULL);
+  rc = sqlite3_create_collation_v2 (self->db, "fs_tree", SQLITE_UTF8, NULL, tree_collation, NULL);
+  if (rc != SQLITE_OK)
+    {
+      set_db_error (self, rc, "setting up the index", error);
+      return NULL;
+    }
 
   /* Reading the header first tells a foreign file (NOTADB) from other errors
    * before anything is written to it. */
@@ -651,45 +655,33 @@ fs_index_lookup_record (FsIndex *self, const gchar *version, GError **error)
 }
 
 FsRecord *
-fs_index_lookup_head (FsIndex *self, const gchar *path, GError **error)
+fs_index_lookup_head (FsIndex *self, const gchar *path, gboolean *contested, GError **error)
 {
   sqlite3_stmt *stmt;
+  FsRecord *r = NULL;
+  int rc;
 
   g_return_val_if_fail (FS_IS_INDEX (self), NULL);
   g_return_val_if_fail (path != NULL, NULL);
 
   stmt = get_stmt (self, STMT_HEAD_LOOKUP);
   bind_text (stmt, 1, path);
-  return lookup_one (self, stmt, head_from_row, "looking up the remote tree", error);
-}
-
-GHashTable *
-fs_index_load_heads (FsIndex *self, GError **error)
-{
-  g_autoptr (GHashTable) heads =
-    g_hash_table_new_full (g_str_hash, g_str_equal, NULL, (GDestroyNotify) fs_record_free);
-  sqlite3_stmt *stmt;
-  int rc;
-
-  g_return_val_if_fail (FS_IS_INDEX (self), NULL);
-
-  stmt = get_stmt (self, STMT_HEAD_LIST);
-  while ((rc = sqlite3_step (stmt)) == SQLITE_ROW)
+  rc = sqlite3_step (stmt);
+  if (rc == SQLITE_ROW)
     {
-      FsRecord *r = head_from_row (stmt);
-      g_hash_table_replace (heads, r->path, r);
+      r = head_from_row (stmt);
+      if (contested != NULL)
+        *contested = sqlite3_column_int (stmt, 18) != 0;
     }
   sqlite3_reset (stmt);
-  if (rc != SQLITE_DONE)
-    {
-      set_db_error (self, rc, "reading the remote tree", error);
-      return NULL;
-    }
-  return g_steal_pointer (&heads);
+  if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+    set_db_error (self, rc, "looking up the remote tree", error);
+  return r;
 }
 
 gboolean
-fs_index_put_head (FsIndex *self, const gchar *path, const gchar *version, GError **error)
+fs_index_put_head (FsIndex *self, const gchar *path, const gchar *version, gboolean contested,
+                   GError **error)
 {
   sqlite3_stmt *stmt;
 
@@ -699,6 +691,7 @@ fs_index_put_head (FsIndex *self, const gchar *path, const gchar *version, GErro
   stmt = get_stmt (self, STMT_HEAD_PUT);
   bind_text (stmt, 1, path);
   bind_text (stmt, 2, version);
+  sqlite3_bind_int (stmt, 3, contested ? 1 : 0);
   return step_done (self, stmt, "storing the remote tree", error);
 }
 

@@ -39,10 +39,12 @@ FsRecord *fs_index_lookup_record (FsIndex *self, const gchar *version, GError **
 
 /* The remote tree kept in the index: effective path → version of its head.
  * Heads are returned as records whose `path` is the effective path. */
-FsRecord *fs_index_lookup_head (FsIndex *self, const gchar *path, GError **error);
-GHashTable *fs_index_load_heads (FsIndex *self, GError **error); /* path → FsRecord */
+FsRecord *fs_index_lookup_head (FsIndex *self, const gchar *path, gboolean *contested,
+                                GError **error);
+/* @contested: other records are candidates for this path's head too
+ * (fs_remote_tree_resolve_contested()). */
 gboolean fs_index_put_head (FsIndex *self, const gchar *path, const gchar *version,
-                            GError **error);
+                            gboolean contested, GError **error);
 gboolean fs_index_clear_heads (FsIndex *self, GError **error);
 
 /* Entries or heads one at a time in tree order (fs_path_tree_cmp()), for a

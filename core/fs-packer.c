@@ -53,9 +53,10 @@ pack_new (void)
 FsPacker *
 fs_packer_new (FsStorage *storage, const gchar *prefix, gsize max_bytes, guint max_members)
 {
-  FsPacker *self = g_new0 (FsPacker, 1);
+  FsPacker *self;
 
   g_return_val_if_fail (FS_IS_STORAGE (storage), NULL);
+  self = g_new0 (FsPacker, 1);
   self->storage = g_object_ref (storage);
   self->prefix = g_strdup (prefix != NULL ? prefix : "");
   self->max_bytes = MAX (max_bytes, 1);

@@ -196,6 +196,12 @@ record_usable (const FsRecord *r)
 GHashTable *
 fs_remote_tree_resolve (GPtrArray *records)
 {
+  return fs_remote_tree_resolve_contested (records, NULL);
+}
+
+GHashTable *
+fs_remote_tree_resolve_contested (GPtrArray *records, GHashTable **contested)
+{
   g_autoptr(GHashTable) by_version = g_hash_table_new (g_str_hash, g_str_equal);
   g_autoptr(GHashTable) heads = g_hash_table_new (g_str_hash, g_str_equal); /* eff → Node */
   g_autoptr(GPtrArray) siblings = g_ptr_array_new ();
@@ -207,6 +213,8 @@ fs_remote_tree_resolve (GPtrArray *records)
   GHashTableIter iter;
   gpointer value;
 
+  if (contested != NULL)
+    *contested = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
   if (records == NULL || records->len == 0)
     return result;
 
@@ -305,6 +313,8 @@ fs_remote_tree_resolve (GPtrArray *records)
       if (superseded)
         continue;
       old = g_hash_table_lookup (heads, x->eff_path);
+      if (old != NULL && contested != NULL)
+        g_hash_table_add (*contested, g_strdup (x->eff_path));
       if (old == NULL || node_order (x, old) < 0)
         g_hash_table_insert (heads, x->eff_path, x);
     }

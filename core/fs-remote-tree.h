@@ -19,6 +19,12 @@ G_BEGIN_DECLS
  * heads are included (record->deleted). */
 GHashTable *fs_remote_tree_resolve (GPtrArray *records);
 
+/* As fs_remote_tree_resolve(); @contested gets the set of effective paths
+ * where more than one record is a candidate head (two devices' directories of
+ * one name, chains from elsewhere ending there): a new record replacing the
+ * head of such a path does not simply become its head. */
+GHashTable *fs_remote_tree_resolve_contested (GPtrArray *records, GHashTable **contested);
+
 /* "dir/name (conflict DEVICE YYYY-MM-DD HHMMSS).ext" in UTC; the extension is
  * the part after the last dot of the basename, if the basename does not start
  * with it. */

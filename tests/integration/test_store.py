@@ -497,7 +497,8 @@ def test_tree_order_names():
     the index and the remote tree in one order and misses none of them."""
     ws, a, b = pair("order")
     nfd = "e\u0301"
-    names = ["a/z", "a b", "a.txt", "a0", "a/b/c", nfd + "/x", nfd + "0", "ab"]
+    # NFD "é" is before "f" on disk, after "z" as an NFC key.
+    names = ["a/z", "a b", "a.txt", "a0", "a/b/c", nfd + "/x", nfd + "0", "ab", "f", "z"]
     for n in names:
         write(os.path.join(a.root, n), n.encode())
     a.sync()
@@ -518,9 +519,67 @@ def test_tree_order_names():
     a.sync()
     final = converged(a, b)
     files = sorted(k for k, v in final.items() if v[0] == "file")
-    want = sorted(n.encode() for n in ["a b", "a/b/c", "a/b/d", "a/y", nfd + "/x", nfd + "0", "ab"])
+    want = sorted(n.encode() for n in ["a b", "a/b/c", "a/b/d", "a/y", nfd + "/x", nfd + "0", "ab",
+                                       "f", "z"])
     check(files == want, "files %r, wanted %r" % (files, want))
     check(open(os.path.join(a.root, nfd, "x"), "rb").read() == b"edited on b", "edit lost")
+    ws.cleanup()
+
+
+def tree_cmp(a, b):
+    """fs_path_tree_cmp(): byte order with '/' first (the index's fs_tree)."""
+    ka = bytes(0 if c == 0x2F else c + 1 for c in a.encode()) if isinstance(a, str) else a
+    kb = bytes(0 if c == 0x2F else c + 1 for c in b.encode()) if isinstance(b, str) else b
+    return (ka > kb) - (ka < kb)
+
+
+def heads_of(dev):
+    """The device's kept remote tree: (path, version, deleted) rows of its index."""
+    import glob
+    import sqlite3
+    dbs = glob.glob(os.path.join(dev.home, "data", "foldersync", "folders", "*.db"))
+    check(len(dbs) == 1, "index files %r" % dbs)
+    db = sqlite3.connect(dbs[0])
+    db.create_collation("fs_tree", tree_cmp)
+    rows = db.execute("SELECT path, version, deleted FROM heads ORDER BY path").fetchall()
+    db.close()
+    return rows
+
+
+def test_heads_match_derived_tree():
+    """The heads moved in place by our own records are what deriving the tree
+    from all records gives, also where two devices made a directory of one
+    name (both records are candidates for the head; a live one beats our
+    deletion): --audit derives again and must find the same table."""
+    ws, a, b = pair("heads-derived")
+    a.sync()
+    b.sync()
+    os.makedirs(os.path.join(a.root, "d"))
+    write(os.path.join(a.root, "f-a.txt"), b"a")
+    a.sync()
+    # B makes "d" too without seeing A's record (a concurrent mkdir): A's
+    # journal is out of sight meanwhile.
+    journal = os.path.join(a.store, "journal")
+    hidden = ws.path("hidden-journal")
+    os.rename(journal, hidden)
+    os.makedirs(os.path.join(b.root, "d"))
+    b.sync()
+    for dev in os.listdir(hidden):
+        os.rename(os.path.join(hidden, dev), os.path.join(journal, dev))
+    a.sync()
+    b.sync()
+    a.sync()
+    converged(a, b)
+    os.rmdir(os.path.join(a.root, "d"))
+    write(os.path.join(a.root, "f-a.txt"), b"edited")
+    a.sync()
+    a.sync()  # the heads as A keeps them after its own records
+    moved = heads_of(a)
+    a.sync("--audit")
+    check(heads_of(a) == moved, "kept %r, derived %r" % (moved, heads_of(a)))
+    b.sync()
+    a.sync()
+    converged(a, b)
     ws.cleanup()
 
 
@@ -599,4 +658,5 @@ if __name__ == "__main__":
                         test_local_disk_full,
                         test_no_plaintext_in_store, test_tamper_each_object, test_names_round_trip,
                         test_restart_does_no_work, test_small_files_packed,
-                        test_remote_tree_kept_in_index, test_tree_order_names]))
+                        test_remote_tree_kept_in_index, test_tree_order_names,
+                        test_heads_match_derived_tree]))

@@ -502,21 +502,23 @@ test_index_heads (Fixture *f, gconstpointer data)
   g_autoptr (FsRecord) r3 = head_record ("v3", "a.txt", "v2");
   g_autoptr (FsRecord) got = NULL;
   g_autoptr (FsRecord) original = NULL;
-  g_autoptr (GHashTable) heads = NULL;
+  g_autoptr (FsIndexCursor) cursor = NULL;
+  gboolean contested = FALSE;
 
   g_assert_no_error (error);
   g_assert_true (fs_index_add_record (index, r1, &error));
   g_assert_true (fs_index_add_record (index, r2, &error));
   g_assert_true (fs_index_add_record (index, r3, &error));
-  g_assert_true (fs_index_put_head (index, "Caf\xc3\xa9.txt", "v1", &error));
-  g_assert_true (fs_index_put_head (index, "a.txt", "v2", &error));
-  g_assert_true (fs_index_put_head (index, "a.txt", "v3", &error));
-  g_assert_true (fs_index_put_head (index, "ghost.txt", "no-such-version", &error));
+  g_assert_true (fs_index_put_head (index, "Caf\xc3\xa9.txt", "v1", TRUE, &error));
+  g_assert_true (fs_index_put_head (index, "a.txt", "v2", FALSE, &error));
+  g_assert_true (fs_index_put_head (index, "a.txt", "v3", FALSE, &error));
+  g_assert_true (fs_index_put_head (index, "ghost.txt", "no-such-version", FALSE, &error));
   g_assert_no_error (error);
 
-  got = fs_index_lookup_head (index, "Caf\xc3\xa9.txt", &error);
+  got = fs_index_lookup_head (index, "Caf\xc3\xa9.txt", &contested, &error);
   g_assert_no_error (error);
   g_assert_nonnull (got);
+  g_assert_true (contested);
   g_assert_cmpstr (got->path, ==, "Caf\xc3\xa9.txt");
   g_assert_cmpstr (got->version, ==, "v1");
   g_assert_cmpstr (got->device_name, ==, "laptop");
@@ -525,20 +527,35 @@ test_index_heads (Fixture *f, gconstpointer data)
   original = fs_index_lookup_record (index, got->version, &error);
   g_assert_cmpstr (original->path, ==, "Caf\x65\xcc\x81.txt");
   g_clear_pointer (&got, fs_record_free);
-  got = fs_index_lookup_head (index, "ghost.txt", &error);
+  got = fs_index_lookup_head (index, "ghost.txt", NULL, &error);
   g_assert_no_error (error);
   g_assert_null (got);
 
-  heads = fs_index_load_heads (index, &error);
+  got = fs_index_lookup_head (index, "a.txt", &contested, &error);
+  g_assert_cmpstr (got->version, ==, "v3");
+  g_assert_cmpstr (got->replaces, ==, "v2");
+  g_assert_false (contested);
+  g_clear_pointer (&got, fs_record_free);
+
+  /* The light cursor: tree order, path, version and deleted only. */
+  cursor = fs_index_heads_cursor (index, &error);
   g_assert_no_error (error);
-  g_assert_cmpuint (g_hash_table_size (heads), ==, 2);
-  g_assert_cmpstr (((FsRecord *) g_hash_table_lookup (heads, "a.txt"))->version, ==, "v3");
-  g_assert_cmpstr (((FsRecord *) g_hash_table_lookup (heads, "a.txt"))->replaces, ==, "v2");
-  g_clear_pointer (&heads, g_hash_table_unref);
+  got = fs_index_cursor_next_head (cursor, &error);
+  g_assert_cmpstr (got->path, ==, "Caf\xc3\xa9.txt"); /* 'C' < 'a' */
+  g_clear_pointer (&got, fs_record_free);
+  got = fs_index_cursor_next_head (cursor, &error);
+  g_assert_cmpstr (got->path, ==, "a.txt");
+  g_assert_cmpstr (got->version, ==, "v3");
+  g_assert_null (got->hash);
+  g_clear_pointer (&got, fs_record_free);
+  g_assert_null (fs_index_cursor_next_head (cursor, &error));
+  g_assert_no_error (error);
+  g_clear_pointer (&cursor, fs_index_cursor_free);
 
   g_assert_true (fs_index_clear_heads (index, &error));
-  heads = fs_index_load_heads (index, &error);
-  g_assert_cmpuint (g_hash_table_size (heads), ==, 0);
+  cursor = fs_index_heads_cursor (index, &error);
+  g_assert_null (fs_index_cursor_next_head (cursor, &error));
+  g_assert_no_error (error);
   g_assert_null (fs_index_lookup_record (index, "v9", &error));
   g_assert_no_error (error);
 }

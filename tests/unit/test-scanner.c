@@ -718,10 +718,11 @@ test_scanner_sink_order (void)
   SinkLog log = { g_ptr_array_new_with_free_func (g_free), g_ptr_array_new_with_free_func (g_free),
                   base };
   const FsScanSink sink = { log_base_lookup, log_base_below, log_emit, &log };
+  /* NFD_E sorts before "f" on disk (e...) and after "z" as its key (0xc3). */
   const gchar *files[] = { "a/b/c", "a/z", "a b", "a.txt", "a0", "ab", "b", "d" NFD_E "/x",
-                           "d" NFC_E "0", "z/.foldersync.tmp.1", "z/y" };
+                           "d" NFC_E "0", "z/.foldersync.tmp.1", "z/y", NFD_E, "f" };
   const gchar *expected[] = { "a", "a/b", "a/b/c", "a/z", "a b", "a.txt", "a0", "ab", "b",
-                              "d" NFC_E, "d" NFC_E "/x", "d" NFC_E "0", "z", "z/y" };
+                              "d" NFC_E, "d" NFC_E "/x", "d" NFC_E "0", "f", "z", "z/y", NFC_E };
 
   for (gsize i = 0; i < G_N_ELEMENTS (files); i++)
     write_file (root, files[i], files[i]);
