@@ -2,20 +2,33 @@
  * of plaintext per second), the per-chunk pipeline of the object format
  * (docs/format.md), on one thread and on N threads:
  *
- *   seal = SHA-256 of the plaintext + zlib level 1 (with the format's rule:
- *          the first chunk of an object is a probe; if it does not shrink,
- *          the rest of the object is stored raw) + AES-256-GCM seal
- *   open = AES-256-GCM open + inflate (compressed chunks) + SHA-256
+ *   seal = SHA-256 of the plaintext + libdeflate zlib level 1 (with the
+ *          format's rule: the first chunk of an object is a probe; if it does
+ *          not shrink, the rest of the object is stored raw) + AES-256-GCM
+ *          seal: what the crypto-aes plugin does per chunk
+ *   open = AES-256-GCM open + libdeflate inflate (compressed chunks) + SHA-256
+ *   seal-zlib, open-zlib = the same with zlib's compress2 / uncompress (what
+ *          the plugin did before libdeflate), for comparison
  *
  * and the single-thread speed of each step alone. The plaintext is the first
  * --mib MiB of each FILE, cut into 1 MiB chunks; an object is --object-mib
- * chunks (so random data pays zlib on one chunk in that many, as FolderSync
- * does). Each figure is the best of --repeat runs of --seconds (the steps
- * alone: half that), so that other load on the machine disturbs it less.
+ * chunks (so random data pays compression on one chunk in that many, as
+ * FolderSync does). Each figure is the best of --repeat runs of --seconds (the
+ * steps alone: half that), so that other load on the machine disturbs it less.
+ *
+ * seal-plugin and open-plugin go through the crypto-aes plugin itself
+ * (FsSealStream and FsOpenStream on its worker pool; the plugin of this build
+ * tree, or FOLDERSYNC_PLUGIN_DIR's): the --mib MiB as one object, SHA-256 of the
+ * plaintext in the reading thread as the engine does; "threads" is the pool's
+ * size (FOLDERSYNC_CRYPTO_THREADS, default nproc; 0 is reported as 1).
+ *
  * Output: one JSON object per line on stdout.
  *
  *   pipeline-bench [--seconds S] [--repeat R] [--threads N] [--mib M] [--object-mib K]
- *                  LABEL=FILE...
+ *                  [--ops NAME,...] LABEL=FILE...
+ *
+ * --ops limits the run to those steps and pipeline lines (e.g.
+ * --ops seal-plugin,open-plugin --mib 256: a 256 MiB object through the plugin).
  */
 #include <errno.h>
 #include <pthread.h>
@@ -27,19 +40,21 @@
 #include <unistd.h>
 
 #include <gcrypt.h>
-#include <zlib.h>
-#ifdef HAVE_LIBDEFLATE
+#include <gio/gio.h>
 #include <libdeflate.h>
-#endif
+#include <zlib.h>
+
+#include "fs-crypto.h"
+#include "fs-plugin-loader.h"
 
 #define USAGE                                                                            \
   "usage: pipeline-bench [--seconds S] [--repeat R] [--threads N] [--mib M] [--object-mib K] " \
-  "LABEL=FILE..."
+  "[--ops NAME,...] LABEL=FILE..."
 #define CHUNK (1024 * 1024)
 #define TAG 16
 #define AD_LEN 33 /* preamble (24) + u64 index + u8 last, as the format */
 
-typedef enum { OP_SEAL, OP_SEAL_LIBDEFLATE, OP_OPEN } Op;
+typedef enum { OP_SEAL, OP_SEAL_ZLIB, OP_OPEN, OP_OPEN_ZLIB, OP_SEAL_PLUGIN, OP_OPEN_PLUGIN } Op;
 
 typedef struct {
   const uint8_t *plain; /* n_chunks chunks of plaintext */
@@ -48,6 +63,7 @@ typedef struct {
   size_t *sealed_len;
   uint8_t **stored;     /* per chunk: encoding byte + data before sealing (for inflate) */
   int object_chunks;
+  void *plugin_object;  /* GBytes: the data sealed as one object by the plugin (for open) */
 } Data;
 
 typedef struct {
@@ -124,25 +140,57 @@ gcm_open (gcry_cipher_hd_t hd, uint64_t index, int last, uint8_t *buf, size_t le
          && gcry_cipher_checktag (hd, tag, TAG) == 0;
 }
 
-/* Compressor state of one thread: zlib's compress2 or libdeflate level 1. */
+/* Compressor state of one thread: libdeflate level 1 or zlib's compress2. */
 typedef struct {
-  int use_libdeflate;
-#ifdef HAVE_LIBDEFLATE
+  int use_zlib;
   struct libdeflate_compressor *ld;
-#endif
+  struct libdeflate_decompressor *ldd;
 } Compressor;
 
+static void
+compressor_init (Compressor *c, int use_zlib)
+{
+  c->use_zlib = use_zlib;
+  c->ld = libdeflate_alloc_compressor (1);
+  c->ldd = libdeflate_alloc_decompressor ();
+  if (c->ld == NULL || c->ldd == NULL)
+    die ("libdeflate cannot allocate");
+}
+
+static void
+compressor_clear (Compressor *c)
+{
+  libdeflate_free_compressor (c->ld);
+  libdeflate_free_decompressor (c->ldd);
+}
+
+/* Returns the compressed size, 0 when it did not fit in @dst_size. */
 static size_t
 compress_chunk (Compressor *c, uint8_t *dst, size_t dst_size, const uint8_t *src, size_t n)
 {
-#ifdef HAVE_LIBDEFLATE
-  if (c->use_libdeflate)
-    return libdeflate_zlib_compress (c->ld, src, n, dst, dst_size); /* 0: did not fit */
-#endif
+  if (!c->use_zlib)
+    return libdeflate_zlib_compress (c->ld, src, n, dst, dst_size);
   uLongf zlen = dst_size;
   if (compress2 (dst, &zlen, src, n, 1) != Z_OK)
     die ("compress2 failed");
   return zlen;
+}
+
+/* Inflates @n bytes into exactly one chunk at @dst; 0 on failure. */
+static int
+inflate_chunk (Compressor *c, uint8_t *dst, const uint8_t *src, size_t n)
+{
+  if (!c->use_zlib)
+    {
+      size_t in_used = 0, out_len = 0;
+      return libdeflate_zlib_decompress_ex (c->ldd, src, n, dst, CHUNK, &in_used, &out_len)
+               == LIBDEFLATE_SUCCESS
+             && in_used == n && out_len == CHUNK;
+    }
+  uLongf plain_len = CHUNK;
+  uLong src_len = n;
+  return uncompress2 (dst, &plain_len, src, &src_len) == Z_OK && plain_len == CHUNK
+         && src_len == n;
 }
 
 /* Encodes chunk @i of the data as the format says (hash it, then the
@@ -159,7 +207,8 @@ encode_chunk (const Data *d, size_t i, int *mode, gcry_md_hd_t md, Compressor *c
   gcry_md_write (md, src, CHUNK);
   if (*mode != 2)
     {
-      size_t zlen = compress_chunk (c, zbuf, zbuf_size, src, CHUNK);
+      /* As the plugin: room for less than the chunk (zlib gets compressBound). */
+      size_t zlen = compress_chunk (c, zbuf, c->use_zlib ? zbuf_size : CHUNK - 1, src, CHUNK);
       if (zlen > 0 && zlen < CHUNK)
         {
           memcpy (out + 1, zbuf, zlen);
@@ -193,7 +242,7 @@ run_worker (void *arg)
   const Data *d = w->data;
   gcry_cipher_hd_t hd = new_cipher ();
   gcry_md_hd_t md;
-  Compressor comp = { .use_libdeflate = w->op == OP_SEAL_LIBDEFLATE };
+  Compressor comp;
   size_t zbuf_size = compressBound (CHUNK);
   uint8_t *zbuf = malloc (zbuf_size);
   uint8_t *out = malloc (1 + CHUNK + TAG);
@@ -203,10 +252,7 @@ run_worker (void *arg)
   int mode = 0;
   double end;
 
-#ifdef HAVE_LIBDEFLATE
-  if (comp.use_libdeflate && (comp.ld = libdeflate_alloc_compressor (1)) == NULL)
-    die ("libdeflate_alloc_compressor failed");
-#endif
+  compressor_init (&comp, w->op == OP_SEAL_ZLIB || w->op == OP_OPEN_ZLIB);
   if (zbuf == NULL || out == NULL || plain == NULL || gcry_md_open (&md, GCRY_MD_SHA256, 0) != 0)
     die ("out of memory");
   pthread_barrier_wait (w->barrier);
@@ -214,7 +260,7 @@ run_worker (void *arg)
   while (now () < end)
     {
       int last = (int)(index + 1) == d->object_chunks;
-      if (w->op == OP_OPEN)
+      if (w->op == OP_OPEN || w->op == OP_OPEN_ZLIB)
         {
           /* The sealed chunks were made with index = chunk number mod object. */
           size_t len = d->sealed_len[i];
@@ -228,9 +274,7 @@ run_worker (void *arg)
             }
           if (out[0] == 1)
             {
-              uLongf plain_len = CHUNK;
-              uLong src_len = len - TAG - 1;
-              if (uncompress2 (plain, &plain_len, out + 1, &src_len) != Z_OK || plain_len != CHUNK)
+              if (!inflate_chunk (&comp, plain, out + 1, len - TAG - 1))
                 {
                   w->failed = 1;
                   break;
@@ -256,10 +300,7 @@ run_worker (void *arg)
   (void)gcry_md_read (md, GCRY_MD_SHA256);
   gcry_md_close (md);
   gcry_cipher_close (hd);
-#ifdef HAVE_LIBDEFLATE
-  if (comp.ld != NULL)
-    libdeflate_free_compressor (comp.ld);
-#endif
+  compressor_clear (&comp);
   free (zbuf);
   free (out);
   free (plain);
@@ -299,7 +340,14 @@ run_op (const Data *d, Op op, int threads, double seconds)
 }
 
 /* Single-thread speed of one step alone, in MB/s of input. */
-typedef enum { STEP_SHA256, STEP_ZLIB1, STEP_LIBDEFLATE1, STEP_GCM, STEP_INFLATE } Step;
+typedef enum {
+  STEP_SHA256,
+  STEP_ZLIB1,
+  STEP_LIBDEFLATE1,
+  STEP_GCM,
+  STEP_INFLATE,
+  STEP_INFLATE_ZLIB
+} Step;
 
 static double
 run_step (const Data *d, Step step, double seconds)
@@ -312,12 +360,9 @@ run_step (const Data *d, Step step, double seconds)
   uint64_t bytes = 0;
   size_t i = 0;
   double t0 = now (), t = t0;
-  Compressor comp = { .use_libdeflate = step == STEP_LIBDEFLATE1 };
+  Compressor comp;
 
-#ifdef HAVE_LIBDEFLATE
-  if (comp.use_libdeflate)
-    comp.ld = libdeflate_alloc_compressor (1);
-#endif
+  compressor_init (&comp, step == STEP_ZLIB1 || step == STEP_INFLATE_ZLIB);
   while ((t = now ()) < t0 + seconds)
     {
       const uint8_t *src = d->plain + i * CHUNK;
@@ -336,11 +381,10 @@ run_step (const Data *d, Step step, double seconds)
             die ("AES-GCM seal failed");
           break;
         case STEP_INFLATE:
+        case STEP_INFLATE_ZLIB:
           if (d->stored[i][0] == 1)
             {
-              uLongf plain_len = CHUNK;
-              uLong src_len = d->sealed_len[i] - 1 - TAG;
-              if (uncompress2 (buf, &plain_len, d->stored[i] + 1, &src_len) != Z_OK)
+              if (!inflate_chunk (&comp, buf, d->stored[i] + 1, d->sealed_len[i] - 1 - TAG))
                 die ("inflate failed");
             }
           else
@@ -350,10 +394,7 @@ run_step (const Data *d, Step step, double seconds)
       bytes += CHUNK;
       i = (i + 1) % d->n_chunks;
     }
-#ifdef HAVE_LIBDEFLATE
-  if (comp.ld != NULL)
-    libdeflate_free_compressor (comp.ld);
-#endif
+  compressor_clear (&comp);
   gcry_cipher_close (hd);
   free (zbuf);
   free (buf);
@@ -384,8 +425,45 @@ best_step (const Data *d, Step step, double seconds, int repeat)
   return best;
 }
 
+/* Seals every chunk once, as objects of object_chunks chunks, for open. */
 static void
-load (const char *file, size_t mib, int object_chunks, Data *d)
+seal_all (Data *d, int object_chunks)
+{
+  gcry_cipher_hd_t hd = new_cipher ();
+  gcry_md_hd_t md;
+  Compressor comp;
+  size_t zbuf_size = compressBound (CHUNK);
+  uint8_t *zbuf = malloc (zbuf_size);
+  int mode = 0;
+
+  compressor_init (&comp, 0); /* what the plugin writes */
+  if (gcry_md_open (&md, GCRY_MD_SHA256, 0) != 0)
+    die ("SHA-256 is not available");
+  for (size_t i = 0; i < d->n_chunks; i++)
+    {
+      uint64_t idx = i % (size_t)object_chunks;
+      int last = (int)idx + 1 == object_chunks || i + 1 == d->n_chunks;
+      if (idx == 0)
+        mode = 0;
+      size_t len;
+      d->sealed[i] = malloc (1 + CHUNK + TAG);
+      d->stored[i] = malloc (1 + CHUNK);
+      if (d->sealed[i] == NULL || d->stored[i] == NULL)
+        die ("out of memory");
+      len = encode_chunk (d, i, &mode, md, &comp, d->sealed[i], zbuf, zbuf_size);
+      memcpy (d->stored[i], d->sealed[i], len);
+      if (!gcm_seal (hd, idx, last, d->sealed[i], len, d->sealed[i] + len))
+        die ("AES-GCM seal failed");
+      d->sealed_len[i] = len + TAG;
+    }
+  gcry_md_close (md);
+  gcry_cipher_close (hd);
+  compressor_clear (&comp);
+  free (zbuf);
+}
+
+static void
+load (const char *file, size_t mib, int object_chunks, int need_sealed, Data *d)
 {
   FILE *f = fopen (file, "rb");
   uint8_t *buf;
@@ -410,38 +488,199 @@ load (const char *file, size_t mib, int object_chunks, Data *d)
   d->sealed_len = calloc (d->n_chunks, sizeof *d->sealed_len);
   d->stored = calloc (d->n_chunks, sizeof *d->stored);
 
-  /* Seal every chunk once, as objects of object_chunks chunks, for open. */
-  {
-    gcry_cipher_hd_t hd = new_cipher ();
-    gcry_md_hd_t md;
-    Compressor comp = { 0 };
-    size_t zbuf_size = compressBound (CHUNK);
-    uint8_t *zbuf = malloc (zbuf_size);
-    int mode = 0;
+  if (need_sealed)
+    seal_all (d, object_chunks);
+}
 
-    if (gcry_md_open (&md, GCRY_MD_SHA256, 0) != 0)
-      die ("SHA-256 is not available");
-    for (size_t i = 0; i < d->n_chunks; i++)
-      {
-        uint64_t idx = i % (size_t)object_chunks;
-        int last = (int)idx + 1 == object_chunks || i + 1 == d->n_chunks;
-        if (idx == 0)
-          mode = 0;
-        size_t len;
-        d->sealed[i] = malloc (1 + CHUNK + TAG);
-        d->stored[i] = malloc (1 + CHUNK);
-        if (d->sealed[i] == NULL || d->stored[i] == NULL)
-          die ("out of memory");
-        len = encode_chunk (d, i, &mode, md, &comp, d->sealed[i], zbuf, zbuf_size);
-        memcpy (d->stored[i], d->sealed[i], len);
-        if (!gcm_seal (hd, idx, last, d->sealed[i], len, d->sealed[i] + len))
-          die ("AES-GCM seal failed");
-        d->sealed_len[i] = len + TAG;
-      }
-    gcry_md_close (md);
-    gcry_cipher_close (hd);
-    free (zbuf);
-  }
+/* ---------- through the plugin: FsSealStream / FsOpenStream ---------- */
+
+/* The plaintext of an object as the engine hands it to the plugin: read from
+ * memory with SHA-256 computed on the way (the engine's FsHashInputStream). */
+typedef struct {
+  GInputStream parent_instance;
+  const uint8_t *data;
+  size_t len, pos;
+  gcry_md_hd_t md;
+} BenchSource;
+typedef GInputStreamClass BenchSourceClass;
+
+static GType bench_source_get_type (void);
+G_DEFINE_TYPE (BenchSource, bench_source, G_TYPE_INPUT_STREAM)
+
+static gssize
+bench_source_read (GInputStream *stream, void *buffer, gsize count, GCancellable *cancellable,
+                   GError **error)
+{
+  BenchSource *self = (BenchSource *)stream;
+  size_t n = count < self->len - self->pos ? count : self->len - self->pos;
+
+  memcpy (buffer, self->data + self->pos, n);
+  gcry_md_write (self->md, self->data + self->pos, n);
+  self->pos += n;
+  return (gssize)n;
+}
+
+static void
+bench_source_finalize (GObject *object)
+{
+  gcry_md_close (((BenchSource *)object)->md);
+  G_OBJECT_CLASS (bench_source_parent_class)->finalize (object);
+}
+
+static void
+bench_source_class_init (BenchSourceClass *klass)
+{
+  G_OBJECT_CLASS (klass)->finalize = bench_source_finalize;
+  klass->read_fn = bench_source_read;
+}
+
+static void
+bench_source_init (BenchSource *self)
+{
+  if (gcry_md_open (&self->md, GCRY_MD_SHA256, 0) != 0)
+    die ("SHA-256 is not available");
+}
+
+static FsCrypto *
+plugin_crypto (void)
+{
+  static FsCrypto *crypto;
+  static const uint8_t key[32] = { 9, 8, 7, 6, 5, 4, 3, 2, 1 };
+  GError *error = NULL;
+
+  if (crypto != NULL)
+    return crypto;
+#ifdef PIPELINE_BENCH_PLUGIN_DIR
+  g_setenv ("FOLDERSYNC_PLUGIN_DIR", PIPELINE_BENCH_PLUGIN_DIR, FALSE);
+#endif
+  crypto = (FsCrypto *)fs_plugin_new_instance ("crypto-aes", FS_TYPE_CRYPTO, &error);
+  if (crypto == NULL || !fs_crypto_set_key (crypto, key, sizeof key, &error))
+    {
+      fprintf (stderr, "pipeline-bench: the crypto-aes plugin: %s\n", error->message);
+      exit (1);
+    }
+  return crypto;
+}
+
+/* Reads @stream to its end in reads of 256 KiB, hashing what it returns if
+ * @md; returns the bytes read. */
+static size_t
+drain (GInputStream *stream, gcry_md_hd_t md)
+{
+  static uint8_t buf[256 * 1024];
+  size_t total = 0;
+  GError *error = NULL;
+  gssize n;
+
+  while ((n = g_input_stream_read (stream, buf, sizeof buf, NULL, &error)) > 0)
+    {
+      if (md != NULL)
+        gcry_md_write (md, buf, (size_t)n);
+      total += (size_t)n;
+    }
+  if (n < 0)
+    {
+      fprintf (stderr, "pipeline-bench: the crypto-aes plugin: %s\n", error->message);
+      exit (1);
+    }
+  return total;
+}
+
+static GInputStream *
+plugin_seal_stream (const Data *d)
+{
+  static const uint8_t header[] = "{\"path\":\"bench\"}";
+  GBytes *hdr = g_bytes_new_static (header, sizeof header - 1);
+  BenchSource *src = g_object_new (bench_source_get_type (), NULL);
+  GError *error = NULL;
+  GInputStream *sealed;
+
+  src->data = d->plain;
+  src->len = d->n_chunks * CHUNK;
+  sealed = fs_crypto_seal_stream (plugin_crypto (), hdr, G_INPUT_STREAM (src), NULL, &error);
+  if (sealed == NULL)
+    die (error->message);
+  g_object_unref (src);
+  g_bytes_unref (hdr);
+  return sealed;
+}
+
+/* The --mib MiB as one object through the plugin, as many times as fit in
+ * @seconds; MB/s of plaintext. */
+static double
+run_plugin (const Data *d, Op op, double seconds)
+{
+  GBytes *object = d->plugin_object;
+  uint64_t bytes = 0;
+  double t0 = now (), t;
+
+  if (op == OP_OPEN_PLUGIN && object == NULL)
+    {
+      GInputStream *sealed = plugin_seal_stream (d);
+      GByteArray *all = g_byte_array_new ();
+      static uint8_t buf[256 * 1024];
+      gssize n;
+
+      while ((n = g_input_stream_read (sealed, buf, sizeof buf, NULL, NULL)) > 0)
+        g_byte_array_append (all, buf, (guint)n);
+      if (n < 0)
+        die ("the plugin failed to seal");
+      g_object_unref (sealed);
+      object = g_byte_array_free_to_bytes (all);
+      ((Data *)d)->plugin_object = object;
+      t0 = now ();
+    }
+  do
+    {
+      if (op == OP_SEAL_PLUGIN)
+        {
+          GInputStream *sealed = plugin_seal_stream (d);
+          drain (sealed, NULL);
+          g_object_unref (sealed);
+        }
+      else
+        {
+          GInputStream *in = g_memory_input_stream_new_from_bytes (object);
+          GError *error = NULL;
+          GInputStream *plain = fs_crypto_open_stream (plugin_crypto (), in, NULL, NULL, &error);
+          gcry_md_hd_t md;
+
+          if (plain == NULL)
+            die (error->message);
+          if (gcry_md_open (&md, GCRY_MD_SHA256, 0) != 0)
+            die ("SHA-256 is not available");
+          if (drain (plain, md) != d->n_chunks * CHUNK)
+            die ("the plugin opened another size: the benchmark is broken");
+          gcry_md_close (md);
+          g_object_unref (plain);
+          g_object_unref (in);
+        }
+      bytes += d->n_chunks * CHUNK;
+    }
+  while ((t = now ()) < t0 + seconds);
+  return bytes / (t - t0) / 1e6;
+}
+
+/* The plugin's pool size, as it will read it. */
+static long
+plugin_threads (void)
+{
+  const char *env = getenv ("FOLDERSYNC_CRYPTO_THREADS");
+  long n = env != NULL && *env != '\0' ? atol (env) : (long)g_get_num_processors ();
+  return n > 0 ? n : 1;
+}
+
+static int
+wanted (const char *ops, const char *name)
+{
+  size_t len = strlen (name);
+
+  if (ops == NULL)
+    return 1;
+  for (const char *p = ops; (p = strstr (p, name)) != NULL; p += len)
+    if ((p == ops || p[-1] == ',') && (p[len] == '\0' || p[len] == ','))
+      return 1;
+  return 0;
 }
 
 int
@@ -452,6 +691,7 @@ main (int argc, char **argv)
   long threads = sysconf (_SC_NPROCESSORS_ONLN);
   size_t mib = 32;
   int object_chunks = 256;
+  const char *only = NULL;
   int i;
 
   for (i = 1; i < argc && strncmp (argv[i], "--", 2) == 0; i += 2)
@@ -468,6 +708,8 @@ main (int argc, char **argv)
         mib = (size_t)atol (argv[i + 1]);
       else if (strcmp (argv[i], "--object-mib") == 0)
         object_chunks = atoi (argv[i + 1]);
+      else if (strcmp (argv[i], "--ops") == 0)
+        only = argv[i + 1];
       else
         die (USAGE);
     }
@@ -480,14 +722,8 @@ main (int argc, char **argv)
   gcry_control (GCRYCTL_INITIALIZATION_FINISHED, 0);
 
   printf ("{\"kind\": \"info\", \"threads\": %ld, \"zlib\": \"%s\", \"libgcrypt\": \"%s\", "
-          "\"libdeflate\": %s}\n",
-          threads, zlibVersion (), gcry_check_version (NULL),
-#ifdef HAVE_LIBDEFLATE
-          "\"" LIBDEFLATE_VERSION_STRING "\""
-#else
-          "null"
-#endif
-  );
+          "\"libdeflate\": \"%s\"}\n",
+          threads, zlibVersion (), gcry_check_version (NULL), LIBDEFLATE_VERSION_STRING);
   for (; i < argc; i++)
     {
       char *eq = strchr (argv[i], '=');
@@ -496,21 +732,25 @@ main (int argc, char **argv)
       static const struct { Step step; const char *name; } steps[] = {
         { STEP_SHA256, "sha256" },   { STEP_ZLIB1, "zlib1" }, { STEP_LIBDEFLATE1, "libdeflate1" },
         { STEP_GCM, "aes256gcm" },   { STEP_INFLATE, "inflate" },
+        { STEP_INFLATE_ZLIB, "inflate-zlib" },
       };
       static const struct { Op op; const char *name; } ops[] = {
-        { OP_SEAL, "seal" }, { OP_OPEN, "open" }, { OP_SEAL_LIBDEFLATE, "seal-libdeflate" },
+        { OP_SEAL, "seal" },           { OP_OPEN, "open" },
+        { OP_SEAL_ZLIB, "seal-zlib" }, { OP_OPEN_ZLIB, "open-zlib" },
+        { OP_SEAL_PLUGIN, "seal-plugin" }, { OP_OPEN_PLUGIN, "open-plugin" },
       };
 
       if (eq == NULL)
         die ("arguments are LABEL=FILE");
       *eq = '\0';
-      load (eq + 1, mib, object_chunks, &d);
+      load (eq + 1, mib, object_chunks,
+            wanted (only, "open") || wanted (only, "open-zlib") || wanted (only, "inflate")
+              || wanted (only, "inflate-zlib"),
+            &d);
       for (size_t s = 0; s < sizeof steps / sizeof steps[0]; s++)
         {
-#ifndef HAVE_LIBDEFLATE
-          if (steps[s].step == STEP_LIBDEFLATE1)
+          if (!wanted (only, steps[s].name))
             continue;
-#endif
           printf ("{\"kind\": \"step\", \"data\": \"%s\", \"step\": \"%s\", \"threads\": 1, "
                   "\"mb_s\": %.1f}\n",
                   label, steps[s].name, best_step (&d, steps[s].step, seconds / 2, repeat));
@@ -518,11 +758,24 @@ main (int argc, char **argv)
         }
       for (size_t o = 0; o < sizeof ops / sizeof ops[0]; o++)
         {
-#ifndef HAVE_LIBDEFLATE
-          if (ops[o].op == OP_SEAL_LIBDEFLATE)
-            continue;
-#endif
           long counts[2] = { 1, threads };
+
+          if (!wanted (only, ops[o].name))
+            continue;
+          if (ops[o].op == OP_SEAL_PLUGIN || ops[o].op == OP_OPEN_PLUGIN)
+            {
+              double best = 0;
+              for (int r = 0; r < repeat; r++)
+                {
+                  double v = run_plugin (&d, ops[o].op, seconds);
+                  best = v > best ? v : best;
+                }
+              printf ("{\"kind\": \"pipeline\", \"data\": \"%s\", \"op\": \"%s\", "
+                      "\"threads\": %ld, \"mb_s\": %.1f}\n",
+                      label, ops[o].name, plugin_threads (), best);
+              fflush (stdout);
+              continue;
+            }
           for (int c = 0; c < (threads > 1 ? 2 : 1); c++)
             {
               printf ("{\"kind\": \"pipeline\", \"data\": \"%s\", \"op\": \"%s\", \"threads\": %ld, "
@@ -541,6 +794,8 @@ main (int argc, char **argv)
       free (d.stored);
       free (d.sealed_len);
       free ((void *)d.plain);
+      if (d.plugin_object != NULL)
+        g_bytes_unref (d.plugin_object);
     }
   return 0;
 }

@@ -1,4 +1,5 @@
-/* FsCryptoAes: the FsCrypto implementation (AES-256-GCM, HKDF-SHA256, zlib). */
+/* FsCryptoAes: the FsCrypto implementation (AES-256-GCM, HKDF-SHA256, zlib-format
+ * compression by libdeflate). */
 #pragma once
 
 #include "fs-crypto.h"

@@ -1,6 +1,8 @@
 /* Unit tests of the crypto-aes plugin (FsCrypto): HKDF against RFC 5869, the
  * test vectors of docs/format.md (read from the file, so the spec cannot
- * drift), round trips, tampering, hostile input, bounded memory.
+ * drift), round trips, tampering, hostile input, bounded memory, and objects
+ * of many chunks through the plugin's worker pipeline (order, damage in late
+ * chunks, cancellation, streams dropped with chunks in flight).
  *
  * The test carries its own small reference implementation of the format
  * (HKDF, object key, object decoder) so the vectors are checked against the
@@ -298,9 +300,10 @@ be32 (const guint8 *p)
   return (guint32) p[0] << 24 | (guint32) p[1] << 16 | (guint32) p[2] << 8 | p[3];
 }
 
-/* Decodes a sealed object following docs/format.md, step by step. */
+/* Decodes a sealed object following docs/format.md, step by step, with
+ * zlib's own inflate; @encodings (may be NULL) gets each chunk's encoding byte. */
 static void
-ref_open_object (GBytes *sealed, GBytes **header, GBytes **plain)
+ref_open_object (GBytes *sealed, GBytes **header, GBytes **plain, GByteArray *encodings)
 {
   gsize len = 0;
   const guint8 *d = g_bytes_get_data (sealed, &len);
@@ -344,14 +347,20 @@ ref_open_object (GBytes *sealed, GBytes **header, GBytes **plain)
       ad[PREAMBLE + 8] = last;
       g_assert_true (ref_gcm_open (object_key, 1, index, ad, sizeof ad, buf, clen - 16,
                                    buf + clen - 16));
+      if (encodings != NULL)
+        g_byte_array_append (encodings, buf, 1);
       if (buf[0] == 0)
-        g_byte_array_append (out, buf + 1, clen - 17);
+        {
+          g_assert_true (last || clen - 17 == CHUNK);
+          g_byte_array_append (out, buf + 1, clen - 17);
+        }
       else
         {
           g_autofree guint8 *inflated = g_malloc (CHUNK);
           uLongf ilen = CHUNK;
           g_assert_cmpuint (buf[0], ==, 1);
           g_assert_cmpint (uncompress (inflated, &ilen, buf + 1, clen - 17), ==, Z_OK);
+          g_assert_true (last || ilen == CHUNK);
           g_byte_array_append (out, inflated, ilen);
         }
       g_clear_pointer (&buf, g_free);
@@ -359,6 +368,99 @@ ref_open_object (GBytes *sealed, GBytes **header, GBytes **plain)
     }
   g_assert_cmpuint (pos, ==, len);
   *plain = g_byte_array_free_to_bytes (out);
+}
+
+static void
+ref_gcm_seal (const guint8 key[32], guint32 domain, guint64 index, const guint8 *ad, gsize ad_len,
+              guint8 *data, gsize len, guint8 *tag)
+{
+  gcry_cipher_hd_t hd;
+  guint8 nonce[12];
+
+  for (guint i = 0; i < 4; i++)
+    nonce[i] = domain >> (24 - 8 * i);
+  for (guint i = 0; i < 8; i++)
+    nonce[4 + i] = index >> (56 - 8 * i);
+  g_assert_cmpint (gcry_cipher_open (&hd, GCRY_CIPHER_AES256, GCRY_CIPHER_MODE_GCM, 0), ==, 0);
+  g_assert_cmpint (gcry_cipher_setkey (hd, key, 32), ==, 0);
+  g_assert_cmpint (gcry_cipher_setiv (hd, nonce, 12), ==, 0);
+  g_assert_cmpint (gcry_cipher_authenticate (hd, ad, ad_len), ==, 0);
+  g_assert_cmpint (gcry_cipher_encrypt (hd, data, len, NULL, 0), ==, 0);
+  g_assert_cmpint (gcry_cipher_gettag (hd, tag, 16), ==, 0);
+  gcry_cipher_close (hd);
+}
+
+static void
+put_be32 (guint8 *p, guint32 v)
+{
+  for (guint i = 0; i < 4; i++)
+    p[i] = v >> (24 - 8 * i);
+}
+
+/* Seals an object following docs/format.md, with zlib's own compress2 at
+ * level 1 and the compression rule: with zlib itself, this reproduces the
+ * object vectors byte for byte, whatever encoder the plugin uses. */
+static GBytes *
+ref_seal_object (const guint8 nonce[16], GBytes *header, GBytes *plain)
+{
+  gsize hlen = 0, plen = 0;
+  const guint8 *h = g_bytes_get_data (header, &hlen);
+  const guint8 *p = g_bytes_get_data (plain, &plen);
+  GByteArray *out = g_byte_array_new ();
+  guint8 content[32], object_key[32];
+  guint8 info[20 + 16];
+  guint8 preamble[PREAMBLE] = { 'F', 'S', 'O', '1', 1, 0, 0, 0 };
+  g_autofree guint8 *buf = g_malloc (4 + 1 + compressBound (CHUNK) + 16);
+  gint mode = 0; /* 0 probe, 1 on, 2 off */
+  gsize pos = 0;
+
+  memcpy (preamble + 8, nonce, 16);
+  ref_subkey ("foldersync v1 content", content);
+  memcpy (info, "foldersync v1 object", 20);
+  memcpy (info + 20, nonce, 16);
+  ref_hkdf (NULL, 0, content, 32, info, sizeof info, object_key, 32);
+
+  g_byte_array_append (out, preamble, PREAMBLE);
+  put_be32 (buf, hlen + 16);
+  memcpy (buf + 4, h, hlen);
+  ref_gcm_seal (object_key, 0, 0, preamble, PREAMBLE, buf + 4, hlen, buf + 4 + hlen);
+  g_byte_array_append (out, buf, 4 + hlen + 16);
+
+  for (guint64 index = 0;; index++)
+    {
+      gsize n = MIN (CHUNK, plen - pos);
+      gboolean last = pos + n == plen;
+      gsize dlen = n;
+      guint8 ad[PREAMBLE + 9];
+
+      buf[4] = 0;
+      memcpy (buf + 5, p + pos, n);
+      if (n > 0 && mode != 2)
+        {
+          uLongf zlen = compressBound (CHUNK);
+          g_autofree guint8 *z = g_malloc (zlen);
+          g_assert_cmpint (compress2 (z, &zlen, p + pos, n, 1), ==, Z_OK);
+          if (zlen < n)
+            {
+              buf[4] = 1;
+              memcpy (buf + 5, z, zlen);
+              dlen = zlen;
+            }
+          if (mode == 0)
+            mode = buf[4] == 1 ? 1 : 2;
+        }
+      memcpy (ad, preamble, PREAMBLE);
+      for (guint i = 0; i < 8; i++)
+        ad[PREAMBLE + i] = index >> (56 - 8 * i);
+      ad[PREAMBLE + 8] = last;
+      ref_gcm_seal (object_key, 1, index, ad, sizeof ad, buf + 4, 1 + dlen, buf + 5 + dlen);
+      put_be32 (buf, (1 + dlen + 16) | (last ? 0x80000000u : 0));
+      g_byte_array_append (out, buf, 4 + 1 + dlen + 16);
+      pos += n;
+      if (last)
+        break;
+    }
+  return g_byte_array_free_to_bytes (out);
 }
 
 /* ---------- docs/format.md vectors ---------- */
@@ -522,8 +624,7 @@ test_vectors_keys (void)
 }
 
 static void
-check_object_vector (GHashTable *v, FsCrypto *crypto, const gchar *prefix,
-                     gboolean exact_compression)
+check_object_vector (GHashTable *v, FsCrypto *crypto, const gchar *prefix, gboolean exact_zlib)
 {
   g_autofree gchar *n_nonce = g_strconcat (prefix, "-nonce", NULL);
   g_autofree gchar *n_header = g_strconcat (prefix, "-header", NULL);
@@ -534,33 +635,64 @@ check_object_vector (GHashTable *v, FsCrypto *crypto, const gchar *prefix,
   g_autoptr(GBytes) plain = vec_bytes (v, n_plain);
   g_autoptr(GBytes) sealed = NULL;
   g_autoptr(GBytes) mine = NULL;
+  g_autoptr(GBytes) reference = NULL;
   g_autoptr(GBytes) got_header = NULL;
   g_autoptr(GBytes) got_plain = NULL;
   g_autoptr(GBytes) ref_header = NULL;
   g_autoptr(GBytes) ref_plain = NULL;
+  g_autoptr(GBytes) my_header = NULL;
+  g_autoptr(GBytes) my_plain = NULL;
+  g_autoptr(GByteArray) vec_encodings = g_byte_array_new ();
+  g_autoptr(GByteArray) my_encodings = g_byte_array_new ();
   g_autoptr(GError) error = NULL;
+  gsize head_len = PREAMBLE + 4 + g_bytes_get_size (header) + 16;
 
   g_assert_cmpuint (g_bytes_get_size (nonce), ==, 16);
   mine = seal_bytes (crypto, header, plain, g_bytes_get_data (nonce, NULL));
+  reference = ref_seal_object (g_bytes_get_data (nonce, NULL), header, plain);
   if (printing_vectors ())
     {
-      print_hex_vector (n_sealed, mine);
+      /* The vectors are the format's: made by the reference encoder (zlib). */
+      print_hex_vector (n_sealed, reference);
       return;
     }
   sealed = vec_bytes (v, n_sealed);
-  if (exact_compression)
-    assert_bytes_equal (mine, sealed);
+
+  /* The vector is what docs/format.md says, byte for byte, independently of
+   * the plugin (compressed chunks: only with zlib itself). */
+  if (exact_zlib)
+    assert_bytes_equal (reference, sealed);
   else
-    g_test_message ("zlib %s is not zlib: %s compared by decoding only", zlibVersion (), prefix);
+    g_test_message ("zlib %s is not zlib: the reference encoder's %s compared by decoding only",
+                    zlibVersion (), prefix);
+  ref_open_object (sealed, &ref_header, &ref_plain, vec_encodings);
+  assert_bytes_equal (ref_header, header);
+  assert_bytes_equal (ref_plain, plain);
+
+  /* The plugin's output: the same bytes, or (its encoder is libdeflate, not
+   * zlib) the same object but for the bytes inside its compressed chunks,
+   * which zlib must inflate to the plaintext. Never skipped. */
+  ref_open_object (mine, &my_header, &my_plain, my_encodings);
+  assert_bytes_equal (my_header, header);
+  assert_bytes_equal (my_plain, plain);
+  g_assert_cmpmem (my_encodings->data, my_encodings->len, vec_encodings->data,
+                   vec_encodings->len);
+  g_assert_cmpuint (g_bytes_get_size (mine), >=, head_len);
+  g_assert_cmpmem (g_bytes_get_data (mine, NULL), head_len, g_bytes_get_data (sealed, NULL),
+                   head_len);
+  if (memchr (vec_encodings->data, 1, vec_encodings->len) == NULL)
+    assert_bytes_equal (mine, sealed);
+  else if (g_bytes_equal (mine, sealed))
+    g_test_message ("%s: the plugin reproduces the vector byte for byte", prefix);
+  else
+    g_test_message ("%s: the plugin's deflate encoder made other (valid) bytes, checked by "
+                    "decoding with zlib",
+                    prefix);
 
   g_assert_true (open_bytes (crypto, sealed, &got_header, &got_plain, 0, &error));
   g_assert_no_error (error);
   assert_bytes_equal (got_header, header);
   assert_bytes_equal (got_plain, plain);
-
-  ref_open_object (sealed, &ref_header, &ref_plain);
-  assert_bytes_equal (ref_header, header);
-  assert_bytes_equal (ref_plain, plain);
 }
 
 static void
@@ -733,8 +865,14 @@ test_object_probe (void)
   g_autoptr(GBytes) text_then_rnd = concat (text, rnd);
 
   /* A first chunk that does not shrink turns compression off for the whole
-   * object: the text after it is stored raw (exactly the raw size). */
+   * object: the text after it is stored raw (exactly the raw size), also in
+   * the chunks the workers seal. */
   roundtrip (crypto, rnd_then_text, TRUE, "random then text");
+  {
+    g_autoptr(GBytes) long_text = text_like (9 * CHUNK + 3, 18);
+    g_autoptr(GBytes) rnd_then_long_text = concat (rnd, long_text);
+    roundtrip (crypto, rnd_then_long_text, TRUE, "random then 9 MiB of text");
+  }
   /* A first chunk that shrinks keeps it on; a later chunk that does not
    * shrink is stored raw; all of it comes back. */
   {
@@ -1008,6 +1146,480 @@ test_object_hostile (void)
   }
 }
 
+/* ---------- objects of many chunks: the plugin's worker pipeline ---------- */
+
+/* A source that hands out its bytes in reads of random sizes (1 byte to
+ * 70,000) and fails with G_IO_ERROR_FAILED once it gets to offset fail_at. */
+#define FS_TYPE_TEST_SOURCE (fs_test_source_get_type ())
+G_DECLARE_FINAL_TYPE (FsTestSource, fs_test_source, FS, TEST_SOURCE, GInputStream)
+
+struct _FsTestSource {
+  GInputStream parent_instance;
+  GBytes *data;
+  gsize pos;
+  gsize fail_at;
+  GRand *rand;
+};
+
+G_DEFINE_FINAL_TYPE (FsTestSource, fs_test_source, G_TYPE_INPUT_STREAM)
+
+static gssize
+fs_test_source_read (GInputStream *stream, void *buffer, gsize count, GCancellable *cancellable,
+                     GError **error)
+{
+  FsTestSource *self = FS_TEST_SOURCE (stream);
+  gsize end = MIN (g_bytes_get_size (self->data), self->fail_at);
+  gsize n = (gsize) g_rand_int_range (self->rand, 1, 70000);
+
+  if (g_cancellable_set_error_if_cancelled (cancellable, error))
+    return -1;
+  if (self->pos >= self->fail_at)
+    {
+      g_set_error_literal (error, G_IO_ERROR, G_IO_ERROR_FAILED, "the test source fails here");
+      return -1;
+    }
+  n = MIN (MIN (n, count), end - self->pos);
+  memcpy (buffer, (const guint8 *) g_bytes_get_data (self->data, NULL) + self->pos, n);
+  self->pos += n;
+  return n;
+}
+
+static void
+fs_test_source_finalize (GObject *object)
+{
+  FsTestSource *self = FS_TEST_SOURCE (object);
+
+  g_bytes_unref (self->data);
+  g_rand_free (self->rand);
+  G_OBJECT_CLASS (fs_test_source_parent_class)->finalize (object);
+}
+
+static void
+fs_test_source_class_init (FsTestSourceClass *klass)
+{
+  G_OBJECT_CLASS (klass)->finalize = fs_test_source_finalize;
+  G_INPUT_STREAM_CLASS (klass)->read_fn = fs_test_source_read;
+}
+
+static void
+fs_test_source_init (FsTestSource *self)
+{
+}
+
+static GInputStream *
+test_source_new (GBytes *data, guint32 seed, gsize fail_at)
+{
+  FsTestSource *self = g_object_new (FS_TYPE_TEST_SOURCE, NULL);
+
+  self->data = g_bytes_ref (data);
+  self->rand = g_rand_new_with_seed (seed);
+  self->fail_at = fail_at;
+  return G_INPUT_STREAM (self);
+}
+
+/* @size bytes of text and random runs: 1.5 MiB of text first (the object is
+ * compressed), then 2.5 MiB of random data (chunks 2 and 3 stay raw), then
+ * runs of random lengths: chunks of text, of random data and of both. */
+static GBytes *
+mixed_bytes (gsize size, guint32 seed)
+{
+  GByteArray *out = g_byte_array_sized_new (size + 2 * CHUNK);
+  GRand *rand = g_rand_new_with_seed (seed);
+
+  for (guint i = 0; out->len < size; i++)
+    {
+      gsize run = i == 0   ? CHUNK + CHUNK / 2
+                  : i == 1 ? 2 * CHUNK + CHUNK / 2
+                           : (gsize) g_rand_int_range (rand, 1000, 2 * CHUNK);
+      g_autoptr(GBytes) part = i % 2 == 0 ? text_like (run, seed + i)
+                                          : random_bytes (run, seed + i);
+      g_byte_array_append (out, g_bytes_get_data (part, NULL), run);
+    }
+  g_byte_array_set_size (out, size);
+  g_rand_free (rand);
+  return g_byte_array_free_to_bytes (out);
+}
+
+/* Reads @stream in reads of random sizes until its end, its first error or
+ * @limit bytes; everything it returned is appended to @got. */
+static gboolean
+read_some (GInputStream *stream, guint32 seed, gsize limit, GByteArray *got,
+           GCancellable *cancellable, GError **error)
+{
+  g_autofree guint8 *buf = g_malloc (300000);
+  GRand *rand = g_rand_new_with_seed (seed);
+  gboolean ok = TRUE;
+
+  while (got->len < limit)
+    {
+      gsize want = (gsize) g_rand_int_range (rand, 1, 300000);
+      gssize n = g_input_stream_read (stream, buf, MIN (want, limit - got->len), cancellable,
+                                      error);
+      if (n < 0)
+        {
+          ok = FALSE;
+          break;
+        }
+      if (n == 0)
+        break;
+      g_byte_array_append (got, buf, n);
+    }
+  g_rand_free (rand);
+  return ok;
+}
+
+static GBytes *
+seal_from (FsCrypto *crypto, GBytes *header, GInputStream *source, const guint8 *nonce,
+           guint32 seed)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GInputStream) sealed = fs_crypto_seal_stream (crypto, header, source, nonce, &error);
+  GByteArray *got = g_byte_array_new ();
+
+  g_assert_no_error (error);
+  g_assert_true (read_some (sealed, seed, G_MAXSIZE, got, NULL, &error));
+  g_assert_no_error (error);
+  g_assert_true (g_input_stream_close (sealed, NULL, &error));
+  g_assert_no_error (error);
+  return g_byte_array_free_to_bytes (got);
+}
+
+static GBytes *
+open_from (FsCrypto *crypto, GInputStream *source, guint32 seed)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GInputStream) opened = fs_crypto_open_stream (crypto, source, NULL, NULL, &error);
+  GByteArray *got = g_byte_array_new ();
+
+  g_assert_no_error (error);
+  g_assert_true (read_some (opened, seed, G_MAXSIZE, got, NULL, &error));
+  g_assert_no_error (error);
+  return g_byte_array_free_to_bytes (got);
+}
+
+static void
+test_object_multi_chunk (void)
+{
+  g_autoptr(FsCrypto) crypto = new_crypto (master_key);
+  g_autoptr(GBytes) header = g_bytes_new_static ("{\"path\":\"big.bin\"}", 18);
+  static const guint8 nonce[16] = { 7, 7, 7 };
+  static const struct {
+    const gchar *what;
+    gsize size;
+  } cases[] = {
+    { "20 MiB mixed, ending at a chunk boundary", 20 * CHUNK },
+    { "20 MiB + 1 byte mixed", 20 * CHUNK + 1 },
+    { "20 MiB - 1 byte mixed", 20 * CHUNK - 1 },
+    { "2 chunks mixed", 2 * CHUNK },
+    { "1 chunk + 1 byte mixed", CHUNK + 1 },
+  };
+
+  for (guint i = 0; i < G_N_ELEMENTS (cases); i++)
+    {
+      gsize size = cases[i].size;
+      g_autoptr(GBytes) plain = mixed_bytes (size, 40 + i);
+      g_autoptr(GInputStream) source = test_source_new (plain, 50 + i, G_MAXSIZE);
+      g_autoptr(GBytes) sealed = seal_bytes (crypto, header, plain, nonce);
+      g_autoptr(GBytes) sealed_odd = seal_from (crypto, header, source, nonce, 60 + i);
+      g_autoptr(GByteArray) encodings = g_byte_array_new ();
+      g_autoptr(GBytes) ref_header = NULL;
+      g_autoptr(GBytes) ref_plain = NULL;
+      g_autoptr(GBytes) got = NULL;
+      g_autoptr(GBytes) got_odd = NULL;
+      g_autoptr(GInputStream) sealed_source = NULL;
+      g_autoptr(GError) error = NULL;
+      gsize chunks = (size + CHUNK - 1) / CHUNK;
+      gint64 start;
+
+      g_test_message ("%s: %" G_GSIZE_FORMAT " → %" G_GSIZE_FORMAT " bytes", cases[i].what, size,
+                      g_bytes_get_size (sealed));
+      /* One object, whatever the read sizes on either side and the order in
+       * which the workers finished. */
+      assert_bytes_equal (sealed_odd, sealed);
+      g_assert_cmpuint (g_bytes_get_size (sealed), <, size);
+
+      /* The reference decoder agrees: every chunk full but the last, the
+       * last flag on the last one only, both encodings in the long ones. */
+      ref_open_object (sealed, &ref_header, &ref_plain, encodings);
+      assert_bytes_equal (ref_header, header);
+      assert_bytes_equal (ref_plain, plain);
+      g_assert_cmpuint (encodings->len, ==, chunks);
+      g_assert_cmpuint (encodings->data[0], ==, 1);
+      if (size >= 4 * CHUNK)
+        g_assert_cmpuint (encodings->data[2], ==, 0);
+
+      start = g_get_monotonic_time ();
+      g_assert_true (open_bytes (crypto, sealed, NULL, &got, 70 + i, &error));
+      g_assert_no_error (error);
+      assert_bytes_equal (got, plain);
+      g_test_message ("opened in %.0f ms", (g_get_monotonic_time () - start) / 1e3);
+      g_clear_pointer (&got, g_bytes_unref);
+      g_assert_true (open_bytes (crypto, sealed, NULL, &got, 0, &error));
+      g_assert_no_error (error);
+      assert_bytes_equal (got, plain);
+      sealed_source = test_source_new (sealed, 80 + i, G_MAXSIZE);
+      got_odd = open_from (crypto, sealed_source, 90 + i);
+      assert_bytes_equal (got_odd, plain);
+    }
+}
+
+/* Opens @sealed (damaged somewhere after its header): the read must fail
+ * with CORRUPT after handing out at most @max_bytes, all of them right. */
+static void
+assert_open_stops (FsCrypto *crypto, GBytes *sealed, GBytes *plain, gsize max_bytes,
+                   const gchar *what)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GInputStream) source = g_memory_input_stream_new_from_bytes (sealed);
+  g_autoptr(GInputStream) opened = fs_crypto_open_stream (crypto, source, NULL, NULL, &error);
+  g_autoptr(GByteArray) got = g_byte_array_new ();
+  guint8 buf[16];
+
+  g_assert_no_error (error);
+  if (read_some (opened, g_str_hash (what), G_MAXSIZE, got, NULL, &error))
+    g_error ("%s: opening succeeded", what);
+  g_assert_error (error, FS_CRYPTO_ERROR, FS_CRYPTO_ERROR_CORRUPT);
+  if (got->len > max_bytes)
+    g_error ("%s: %u bytes handed out, the damage is at %" G_GSIZE_FORMAT, what, got->len,
+             max_bytes);
+  g_assert_cmpmem (got->data, got->len, g_bytes_get_data (plain, NULL), got->len);
+  g_test_message ("%s: failed after %u bytes: %s", what, got->len, error->message);
+  /* And it stays failed. */
+  g_clear_error (&error);
+  g_assert_cmpint (g_input_stream_read (opened, buf, sizeof buf, NULL, &error), ==, -1);
+  g_assert_error (error, FS_CRYPTO_ERROR, FS_CRYPTO_ERROR_CORRUPT);
+}
+
+static void
+test_object_long_damage (void)
+{
+  g_autoptr(FsCrypto) crypto = new_crypto (master_key);
+  g_autoptr(GBytes) header = g_bytes_new_static ("h", 1);
+
+  for (guint kind = 0; kind < 2; kind++)
+    {
+      /* 13 chunks, the last one of 5 bytes; raw, then compressed. */
+      g_autoptr(GBytes) plain = kind == 0 ? random_bytes (12 * CHUNK + 5, 21)
+                                          : text_like (12 * CHUNK + 5, 22);
+      g_autoptr(GBytes) sealed = seal_bytes (crypto, header, plain, NULL);
+      g_autoptr(GPtrArray) parts = split_frames (sealed);
+      gsize offsets[14];
+      guint order[15];
+
+      g_assert_cmpuint (parts->len, ==, 14);
+      offsets[0] = 0;
+      for (guint p = 1; p < 14; p++)
+        offsets[p] = offsets[p - 1] + g_bytes_get_size (parts->pdata[p - 1]);
+      for (guint p = 0; p < 14; p++)
+        order[p] = p;
+
+      /* A flipped bit in chunk 1, 9, and in the last one (12). */
+      {
+        static const guint bad[] = { 1, 9, 12 };
+        for (guint b = 0; b < G_N_ELEMENTS (bad); b++)
+          {
+            gsize len = g_bytes_get_size (sealed);
+            guint8 *copy = g_memdup2 (g_bytes_get_data (sealed, NULL), len);
+            g_autoptr(GBytes) obj = NULL;
+            g_autofree gchar *what = g_strdup_printf ("kind %u, bit flipped in chunk %u", kind,
+                                                      bad[b]);
+            copy[offsets[bad[b] + 1] + 4 + g_bytes_get_size (parts->pdata[bad[b] + 1]) / 2] ^= 0x10;
+            obj = g_bytes_new_take (copy, len);
+            assert_open_stops (crypto, obj, plain, bad[b] * CHUNK, what);
+          }
+      }
+      {
+        /* Chunks 7 and 8 swapped. */
+        g_autoptr(GBytes) obj = NULL;
+        order[8] = 9;
+        order[9] = 8;
+        obj = join_frames (parts, order, 14);
+        order[8] = 8;
+        order[9] = 9;
+        assert_open_stops (crypto, obj, plain, 7 * CHUNK, "chunks 7 and 8 swapped");
+      }
+      {
+        /* Cut at the chunk boundary after chunk 9 (no last chunk), and
+         * after chunk 11 (the last one dropped). */
+        g_autoptr(GBytes) cut9 = g_bytes_new_from_bytes (sealed, 0, offsets[11]);
+        g_autoptr(GBytes) cut11 = g_bytes_new_from_bytes (sealed, 0, offsets[13]);
+        g_autoptr(GBytes) cut_mid = g_bytes_new_from_bytes (sealed, 0, offsets[12] + 1000);
+        assert_open_stops (crypto, cut9, plain, 10 * CHUNK, "cut after chunk 9");
+        assert_open_stops (crypto, cut11, plain, 12 * CHUNK, "last chunk dropped");
+        assert_open_stops (crypto, cut_mid, plain, 11 * CHUNK, "cut inside chunk 11");
+      }
+      {
+        /* Anything after the last chunk: its bytes are never handed out. */
+        g_autoptr(GBytes) tail = g_bytes_new_static ("x", 1);
+        g_autoptr(GBytes) plus_one = concat (sealed, tail);
+        g_autoptr(GBytes) twice = concat (sealed, parts->pdata[13]);
+        assert_open_stops (crypto, plus_one, plain, 12 * CHUNK, "one byte after the last chunk");
+        assert_open_stops (crypto, twice, plain, 12 * CHUNK, "the last chunk twice");
+      }
+      {
+        /* An impossible length in the frame of chunk 10. */
+        gsize len = g_bytes_get_size (sealed);
+        guint8 *copy = g_memdup2 (g_bytes_get_data (sealed, NULL), len);
+        g_autoptr(GBytes) obj = NULL;
+        put_be32 (copy + offsets[11], 0x7fffffffu);
+        obj = g_bytes_new_take (copy, len);
+        assert_open_stops (crypto, obj, plain, 10 * CHUNK, "impossible length of chunk 10");
+      }
+    }
+}
+
+static void
+test_object_cancel (void)
+{
+  g_autoptr(FsCrypto) crypto = new_crypto (master_key);
+  g_autoptr(GBytes) header = g_bytes_new_static ("h", 1);
+  g_autoptr(GBytes) plain = mixed_bytes (12 * CHUNK, 31);
+  g_autoptr(GBytes) sealed = seal_bytes (crypto, header, plain, NULL);
+  static const gsize stops[] = { 0, CHUNK / 2, 3 * CHUNK + 17 };
+  guint8 buf[1000];
+
+  for (guint s = 0; s < 2; s++)
+    for (guint i = 0; i < G_N_ELEMENTS (stops); i++)
+      {
+        g_autoptr(GCancellable) cancellable = g_cancellable_new ();
+        g_autoptr(GInputStream) source = g_memory_input_stream_new_from_bytes (s == 0 ? plain
+                                                                                       : sealed);
+        g_autoptr(GInputStream) stream = NULL;
+        g_autoptr(GByteArray) got = g_byte_array_new ();
+        g_autoptr(GError) error = NULL;
+
+        stream = s == 0 ? fs_crypto_seal_stream (crypto, header, source, NULL, &error)
+                        : fs_crypto_open_stream (crypto, source, NULL, cancellable, &error);
+        g_assert_no_error (error);
+        g_assert_true (read_some (stream, i, stops[i], got, cancellable, &error));
+        g_assert_no_error (error);
+        if (s == 1)
+          g_assert_cmpmem (got->data, got->len, g_bytes_get_data (plain, NULL), got->len);
+        g_cancellable_cancel (cancellable);
+        g_assert_cmpint (g_input_stream_read (stream, buf, sizeof buf, cancellable, &error), ==,
+                         -1);
+        g_assert_error (error, G_IO_ERROR, G_IO_ERROR_CANCELLED);
+        g_clear_error (&error);
+        /* It stays failed, with or without the cancellable. */
+        g_assert_cmpint (g_input_stream_read (stream, buf, sizeof buf, NULL, &error), ==, -1);
+        g_assert_error (error, G_IO_ERROR, G_IO_ERROR_CANCELLED);
+        g_clear_error (&error);
+        g_assert_true (g_input_stream_close (stream, NULL, &error));
+        g_assert_no_error (error);
+      }
+
+  /* A source that fails in the middle: the error comes out, and stays. */
+  for (guint s = 0; s < 2; s++)
+    {
+      gsize fail_at = 7 * CHUNK + 3;
+      g_autoptr(GInputStream) source = test_source_new (s == 0 ? plain : sealed, 3, fail_at);
+      g_autoptr(GInputStream) stream = NULL;
+      g_autoptr(GByteArray) got = g_byte_array_new ();
+      g_autoptr(GError) error = NULL;
+
+      stream = s == 0 ? fs_crypto_seal_stream (crypto, header, source, NULL, &error)
+                      : fs_crypto_open_stream (crypto, source, NULL, NULL, &error);
+      g_assert_no_error (error);
+      g_assert_false (read_some (stream, 4, G_MAXSIZE, got, NULL, &error));
+      g_assert_error (error, G_IO_ERROR, G_IO_ERROR_FAILED);
+      if (s == 0)
+        {
+          /* No more than what was read, plus the overhead. */
+          g_assert_cmpuint (got->len, <=, fail_at + 1000);
+        }
+      else
+        {
+          /* Whole chunks, those before the one the source failed in. */
+          g_assert_cmpuint (got->len % CHUNK, ==, 0);
+          g_assert_cmpuint (got->len, <, g_bytes_get_size (plain));
+          g_assert_cmpmem (got->data, got->len, g_bytes_get_data (plain, NULL), got->len);
+        }
+      g_clear_error (&error);
+      g_assert_cmpint (g_input_stream_read (stream, buf, sizeof buf, NULL, &error), ==, -1);
+      g_assert_error (error, G_IO_ERROR, G_IO_ERROR_FAILED);
+    }
+}
+
+/* Streams dropped (closed or not) in the middle, while workers still hold
+ * chunks of them: nothing may be used after it is freed (ASan), nothing leaks
+ * (LeakSanitizer), nothing hangs. */
+static void
+test_object_drop_mid_read (void)
+{
+  g_autoptr(FsCrypto) crypto = new_crypto (master_key);
+  g_autoptr(GBytes) header = g_bytes_new_static ("h", 1);
+  g_autoptr(GBytes) plain = mixed_bytes (10 * CHUNK + 3, 33);
+  g_autoptr(GBytes) sealed = seal_bytes (crypto, header, plain, NULL);
+  static const gsize stops[] = { 0, 1, CHUNK / 2, CHUNK + 5, 3 * CHUNK, 6 * CHUNK + 1 };
+
+  for (guint round = 0; round < 3; round++)
+    for (guint i = 0; i < G_N_ELEMENTS (stops); i++)
+      for (guint s = 0; s < 2; s++)
+        for (guint close = 0; close < 2; close++)
+          {
+            g_autoptr(GInputStream) source = NULL;
+            g_autoptr(GInputStream) stream = NULL;
+            g_autoptr(GByteArray) got = g_byte_array_new ();
+            g_autoptr(GError) error = NULL;
+
+            source = g_memory_input_stream_new_from_bytes (s == 0 ? plain : sealed);
+            stream = s == 0 ? fs_crypto_seal_stream (crypto, header, source, NULL, &error)
+                            : fs_crypto_open_stream (crypto, source, NULL, NULL, &error);
+            g_assert_no_error (error);
+            g_assert_true (read_some (stream, round * 100 + i, stops[i], got, NULL, &error));
+            g_assert_no_error (error);
+            if (close)
+              {
+                g_assert_true (g_input_stream_close (stream, NULL, &error));
+                g_assert_no_error (error);
+              }
+            g_clear_object (&stream);
+          }
+}
+
+/* The pipeline tests again in a child process with another number of
+ * worker threads: 0 (every chunk in the reader's thread) and more than the
+ * cores (more chunks in flight than can run). */
+static void
+run_pipeline_tests_with_threads (const gchar *threads)
+{
+  g_autofree gchar *self_exe = g_file_read_link ("/proc/self/exe", NULL);
+  g_auto(GStrv) env = g_environ_setenv (g_get_environ (), "FOLDERSYNC_CRYPTO_THREADS", threads,
+                                        TRUE);
+  const gchar *argv[] = { self_exe,
+                          "-p", "/crypto/object/roundtrip",
+                          "-p", "/crypto/object/compression-probe",
+                          "-p", "/crypto/object/multi-chunk",
+                          "-p", "/crypto/object/long-damage",
+                          "-p", "/crypto/object/cancel",
+                          "-p", "/crypto/object/drop-mid-read",
+                          NULL };
+  g_autofree gchar *out = NULL;
+  g_autofree gchar *err = NULL;
+  g_autoptr(GError) error = NULL;
+  gint status = 0;
+
+  g_assert_nonnull (self_exe);
+  g_assert_true (g_spawn_sync (NULL, (gchar **) argv, env, G_SPAWN_DEFAULT, NULL, NULL, &out, &err,
+                               &status, &error));
+  g_assert_no_error (error);
+  if (!g_spawn_check_wait_status (status, &error))
+    g_error ("FOLDERSYNC_CRYPTO_THREADS=%s: %s\n%s%s", threads, error->message, out, err);
+  g_test_message ("FOLDERSYNC_CRYPTO_THREADS=%s: passed", threads);
+}
+
+static void
+test_object_no_pool (void)
+{
+  run_pipeline_tests_with_threads ("0");
+}
+
+static void
+test_object_wide_pool (void)
+{
+  run_pipeline_tests_with_threads ("5");
+}
+
 static void
 test_record_roundtrip (void)
 {
@@ -1235,6 +1847,12 @@ main (int argc, char **argv)
   g_test_add_func ("/crypto/object/reorder", test_object_reorder);
   g_test_add_func ("/crypto/object/splice", test_object_splice);
   g_test_add_func ("/crypto/object/hostile-input", test_object_hostile);
+  g_test_add_func ("/crypto/object/multi-chunk", test_object_multi_chunk);
+  g_test_add_func ("/crypto/object/long-damage", test_object_long_damage);
+  g_test_add_func ("/crypto/object/cancel", test_object_cancel);
+  g_test_add_func ("/crypto/object/drop-mid-read", test_object_drop_mid_read);
+  g_test_add_func ("/crypto/object/no-pool", test_object_no_pool);
+  g_test_add_func ("/crypto/object/wide-pool", test_object_wide_pool);
   g_test_add_func ("/crypto/record/roundtrip", test_record_roundtrip);
   g_test_add_func ("/crypto/record/tamper", test_record_tamper);
   return g_test_run ();
