@@ -1362,7 +1362,9 @@ do_upload (FsEngine *self, const FsEntry *local, const FsRecord *remote, GError 
     case FS_KIND_FILE:
       if (record->object == NULL && !upload_file (self, local, record, error))
         return FALSE;
-      self->stats->objects_written++;
+      /* A pack member's pack is counted once, when the sync ends. */
+      if (record->object_length <= 0)
+        self->stats->objects_written++;
       counts.files_up = 1;
       counts.bytes_up = local->size;
       break;
@@ -2027,6 +2029,8 @@ finish_transfers (FsEngine *self)
     }
   g_clear_pointer (&self->uploads, g_hash_table_unref);
   g_clear_pointer (&self->fetches, g_hash_table_unref);
+  if (self->packer != NULL && self->stats != NULL)
+    self->stats->objects_written += fs_packer_get_packs_written (self->packer);
   g_clear_pointer (&self->packer, fs_packer_free);
   if (self->staging != NULL)
     remove_temp (self->staging);

@@ -24,6 +24,7 @@ struct _FsPacker {
   Pack *open;       /* under lock */
   guint writing;    /* packs being written, under lock */
   GError *failure;  /* the first failed write, under lock; sticky */
+  guint written;    /* packs stored, under lock */
 };
 
 static void
@@ -84,6 +85,7 @@ write_pack (FsPacker *self, Pack *pack, GCancellable *cancellable, GError **erro
 
   g_mutex_lock (&self->lock);
   self->writing--;
+  self->written += ok;
   if (!ok && self->failure == NULL)
     self->failure = g_error_copy (local_error);
   g_cond_broadcast (&self->cond);
@@ -147,6 +149,18 @@ fs_packer_flush (FsPacker *self, GCancellable *cancellable, GError **error)
     }
   g_mutex_unlock (&self->lock);
   return TRUE;
+}
+
+guint
+fs_packer_get_packs_written (FsPacker *self)
+{
+  guint n;
+
+  g_return_val_if_fail (self != NULL, 0);
+  g_mutex_lock (&self->lock);
+  n = self->written;
+  g_mutex_unlock (&self->lock);
+  return n;
 }
 
 void

@@ -28,6 +28,9 @@ gboolean fs_packer_add (FsPacker *self, GBytes *sealed, gchar **object, guint64 
  * afterwards every member added before the call is stored. */
 gboolean fs_packer_flush (FsPacker *self, GCancellable *cancellable, GError **error);
 
+/* How many packs were written so far. */
+guint fs_packer_get_packs_written (FsPacker *self);
+
 /* Drops a pack still open (its members were never published). No add or
  * flush may be running. */
 void fs_packer_free (FsPacker *self);

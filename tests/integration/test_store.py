@@ -417,7 +417,7 @@ def test_small_files_packed():
         names.append(rel)
     write(os.path.join(a.root, "big.bin"), rng.randbytes(200 * 1024))
     s = a.sync()
-    check(s["files_up"] == 41, "summary %r" % s)
+    check(s["files_up"] == 41 and s["objects_written"] == 2, "summary %r" % s)
     packs, objects = store_files(a.store, "p"), store_files(a.store, "o")
     check(len(packs) == 1 and len(objects) == 1, "packs %r, objects %r" % (packs, objects))
     pack_data = open(packs[0], "rb").read()

@@ -167,6 +167,7 @@ test_members (Fixture *fx, gconstpointer data)
   g_assert_cmpuint (g_hash_table_size (packs), >=, 40);
   g_assert_cmpuint (g_hash_table_size (packs), <=, 80);
   g_assert_cmpuint (count_packs (fx->root), ==, g_hash_table_size (packs));
+  g_assert_cmpuint (fs_packer_get_packs_written (packer), ==, g_hash_table_size (packs));
   for (guint t = 0; t < THREADS; t++)
     g_ptr_array_unref (workers[t].members);
 }
