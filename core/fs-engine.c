@@ -2335,17 +2335,33 @@ typedef struct {
   guint n_base;
 } Merge;
 
+/* Where a cursor error goes: the first one is kept. */
+static GError **
+merge_error (Merge *m)
+{
+  return m->error == NULL ? &m->error : NULL;
+}
+
+/* Reads one more entry of the index into base_ahead; FALSE at the end. */
+static gboolean
+merge_base_fetch (Merge *m)
+{
+  FsEntry *e = m->base_cursor != NULL ? fs_index_cursor_next_entry (m->base_cursor, merge_error (m))
+                                      : NULL;
+  if (e == NULL)
+    {
+      g_clear_pointer (&m->base_cursor, fs_index_cursor_free);
+      return FALSE;
+    }
+  g_queue_push_tail (&m->base_ahead, e);
+  return TRUE;
+}
+
 static FsEntry *
 merge_base_peek (Merge *m)
 {
-  if (g_queue_is_empty (&m->base_ahead) && m->base_cursor != NULL)
-    {
-      FsEntry *e = fs_index_cursor_next_entry (m->base_cursor, m->error == NULL ? &m->error : NULL);
-      if (e != NULL)
-        g_queue_push_tail (&m->base_ahead, e);
-      else
-        g_clear_pointer (&m->base_cursor, fs_index_cursor_free);
-    }
+  if (g_queue_is_empty (&m->base_ahead))
+    merge_base_fetch (m);
   return g_queue_peek_head (&m->base_ahead);
 }
 
@@ -2354,8 +2370,7 @@ merge_head_peek (Merge *m)
 {
   if (m->head_next == NULL && m->head_cursor != NULL)
     {
-      m->head_next = fs_index_cursor_next_head (m->head_cursor,
-                                                m->error == NULL ? &m->error : NULL);
+      m->head_next = fs_index_cursor_next_head (m->head_cursor, merge_error (m));
       if (m->head_next == NULL)
         g_clear_pointer (&m->head_cursor, fs_index_cursor_free);
     }
@@ -2526,22 +2541,14 @@ merge_base_below (gpointer data, const gchar *key)
     {
       FsEntry *b;
 
-      if (i == g_queue_get_length (&m->base_ahead))
-        {
-          FsEntry *e = m->base_cursor != NULL
-                         ? fs_index_cursor_next_entry (m->base_cursor,
-                                                       m->error == NULL ? &m->error : NULL)
-                         : NULL;
-          if (e == NULL)
-            break;
-          g_queue_push_tail (&m->base_ahead, e);
-        }
+      if (i == g_queue_get_length (&m->base_ahead) && !merge_base_fetch (m))
+        break;
       b = g_queue_peek_nth (&m->base_ahead, i);
       if (g_str_has_prefix (b->path, prefix))
         {
           /* Kept as the local state: caught up first, as merge_base_lookup() does. */
           g_autoptr(FsRecord) head = fs_index_lookup_head (m->self->index, b->path, NULL,
-                                                           m->error == NULL ? &m->error : NULL);
+                                                           merge_error (m));
           FsEntry *caught = catch_up_own_record (m, b, head);
 
           if (caught == NULL)

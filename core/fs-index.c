@@ -625,33 +625,25 @@ fs_index_list_records (FsIndex *self, GError **error)
   return g_steal_pointer (&records);
 }
 
-/* One row of @stmt (bound by the caller) or NULL; an error only on failure. */
-static FsRecord *
-lookup_one (FsIndex *self, sqlite3_stmt *stmt, FsRecord *(*from_row) (sqlite3_stmt *),
-            const gchar *what, GError **error)
-{
-  FsRecord *r = NULL;
-  int rc = sqlite3_step (stmt);
-
-  if (rc == SQLITE_ROW)
-    r = from_row (stmt);
-  sqlite3_reset (stmt);
-  if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-    set_db_error (self, rc, what, error);
-  return r;
-}
-
 FsRecord *
 fs_index_lookup_record (FsIndex *self, const gchar *version, GError **error)
 {
   sqlite3_stmt *stmt;
+  FsRecord *r = NULL;
+  int rc;
 
   g_return_val_if_fail (FS_IS_INDEX (self), NULL);
   g_return_val_if_fail (version != NULL, NULL);
 
   stmt = get_stmt (self, STMT_RECORD_LOOKUP);
   bind_text (stmt, 1, version);
-  return lookup_one (self, stmt, record_from_row, "looking up a journal record", error);
+  rc = sqlite3_step (stmt);
+  if (rc == SQLITE_ROW)
+    r = record_from_row (stmt);
+  sqlite3_reset (stmt);
+  if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+    set_db_error (self, rc, "looking up a journal record", error);
+  return r;
 }
 
 FsRecord *

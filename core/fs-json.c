@@ -30,32 +30,34 @@ fs_json_builder_to_bytes (JsonBuilder *builder)
   return g_bytes_new_take (data, len);
 }
 
-gchar *
-fs_json_dup_string (JsonObject *object, const gchar *name)
+/* The member @name of @object if it is a plain value of @type, else NULL. */
+static JsonNode *
+value_of_type (JsonObject *object, const gchar *name, GType type)
 {
   JsonNode *node = json_object_get_member (object, name);
   if (node == NULL || JSON_NODE_TYPE (node) != JSON_NODE_VALUE ||
-      json_node_get_value_type (node) != G_TYPE_STRING)
+      json_node_get_value_type (node) != type)
     return NULL;
-  return g_strdup (json_node_get_string (node));
+  return node;
+}
+
+gchar *
+fs_json_dup_string (JsonObject *object, const gchar *name)
+{
+  JsonNode *node = value_of_type (object, name, G_TYPE_STRING);
+  return node != NULL ? g_strdup (json_node_get_string (node)) : NULL;
 }
 
 gint64
 fs_json_get_int (JsonObject *object, const gchar *name, gint64 fallback)
 {
-  JsonNode *node = json_object_get_member (object, name);
-  if (node == NULL || JSON_NODE_TYPE (node) != JSON_NODE_VALUE ||
-      json_node_get_value_type (node) != G_TYPE_INT64)
-    return fallback;
-  return json_node_get_int (node);
+  JsonNode *node = value_of_type (object, name, G_TYPE_INT64);
+  return node != NULL ? json_node_get_int (node) : fallback;
 }
 
 gboolean
 fs_json_get_bool (JsonObject *object, const gchar *name, gboolean fallback)
 {
-  JsonNode *node = json_object_get_member (object, name);
-  if (node == NULL || JSON_NODE_TYPE (node) != JSON_NODE_VALUE ||
-      json_node_get_value_type (node) != G_TYPE_BOOLEAN)
-    return fallback;
-  return json_node_get_boolean (node);
+  JsonNode *node = value_of_type (object, name, G_TYPE_BOOLEAN);
+  return node != NULL ? json_node_get_boolean (node) : fallback;
 }
