@@ -34,6 +34,7 @@
 #include "fs-error.h"
 #include "fs-gcrypt.h"
 #include "fs-hash-stream.h"
+#include "fs-stream-length.h"
 #include "fs-index.h"
 #include "fs-journal.h"
 #include "fs-packer.h"
@@ -1250,6 +1251,7 @@ upload_file (FsEngine *self, const FsEntry *local, FsRecord *record, GError **er
   header = object_header (record);
 
   hashing = fs_hash_input_stream_new (file_in);
+  fs_stream_set_length (hashing, local->size);
   sealed = fs_crypto_seal_stream (self->crypto, header, hashing, NULL, error);
   if (sealed == NULL)
     return FALSE;

@@ -23,6 +23,7 @@
 #include "fs-crypto.h"
 #include "fs-error.h"
 #include "fs-seal-stream.h"
+#include "fs-stream-length.h"
 
 /* Where the plaintext of a chunk goes in a chunk buffer: after the frame
  * (u32) and the encoding byte, so that it is sealed in place. */
@@ -70,6 +71,7 @@ struct _FsSealStream {
   guint8 key[FS_CRYPTO_SUBKEY_SIZE]; /* the object key, for the pipe */
 
   guint8 *header; /* preamble + sealed header frame, until it has been read */
+  gsize header_len; /* its length */
   guint8 *out;    /* what read() hands out: the header, then one chunk frame */
   gsize out_len;
   gsize out_pos;
@@ -279,6 +281,22 @@ set_out_frame (FsSealStream *self, guint8 *frame, gsize len, gboolean last)
   self->done = last;
 }
 
+/* Raw chunks make the object's length a function of the plaintext's: when
+ * the source's length was announced, announce ours (fs-stream-length.h), so
+ * that storage can send the object while it is being sealed. */
+static void
+announce_raw_length (FsSealStream *self)
+{
+  guint64 plain;
+  guint64 chunks;
+
+  if (!fs_stream_get_length (self->source, &plain))
+    return;
+  chunks = MAX (1, (plain + FS_OBJECT_CHUNK_SIZE - 1) / FS_OBJECT_CHUNK_SIZE);
+  fs_stream_set_length (G_INPUT_STREAM (self),
+                        self->header_len + plain + chunks * (DATA_OFFSET + FS_CRYPTO_TAG_SIZE));
+}
+
 /* Reads and seals the next chunk in this thread: chunk 0 (which decides
  * compression for the object), and every chunk when there is no pool. */
 static gboolean
@@ -306,7 +324,11 @@ seal_here (FsSealStream *self, GCancellable *cancellable, GError **error)
       return FALSE;
     }
   if (index == 0)
-    self->compress = compressed;
+    {
+      self->compress = compressed;
+      if (!compressed)
+        announce_raw_length (self);
+    }
   set_out_frame (self, buf, frame_len, last);
   return TRUE;
 }
@@ -506,6 +528,7 @@ fs_seal_stream_new (GInputStream *plain, GBytes *header, const guint8 *content_k
   /* What is read first: preamble and sealed header. */
   self->out_len = FS_OBJECT_PREAMBLE_SIZE + 4 + header_len + FS_CRYPTO_TAG_SIZE;
   self->header = g_malloc (self->out_len);
+  self->header_len = self->out_len;
   self->out = self->header;
   memcpy (self->out, self->preamble, FS_OBJECT_PREAMBLE_SIZE);
   fs_put_u32_be (self->out + FS_OBJECT_PREAMBLE_SIZE, header_len + FS_CRYPTO_TAG_SIZE);

@@ -22,6 +22,7 @@
 #include "fs-error.h"
 #include "fs-plugin-loader.h"
 #include "fs-storage.h"
+#include "fs-stream-length.h"
 
 #define MiB (G_GUINT64_CONSTANT (1024) * 1024)
 #define THRESHOLD (1 * MiB)
@@ -774,6 +775,113 @@ test_retries_replay_the_spool (Fixture *fx, gconstpointer data)
   g_assert_cmpint (count_entries (fx->spool_dir), ==, 0);
 }
 
+/* A source whose length was announced (a file sealed raw): ONE PUT whose body
+ * is sent while the source is read, with UNSIGNED-PAYLOAD (its hash is only
+ * known at the end); the object is exact. */
+static void
+test_streamed_single_put (Fixture *fx, gconstpointer data)
+{
+  const guint64 sizes[] = { THRESHOLD + 1, 6 * MiB + 12345, SINGLE_PUT_MAX };
+
+  for (gsize i = 0; i < G_N_ELEMENTS (sizes); i++)
+    {
+      g_autofree gchar *key = g_strdup_printf ("%s/streamed-%" G_GSIZE_FORMAT, fx->prefix, i);
+      g_autoptr (TestGenStream) src = test_gen_stream_new (sizes[i], 20 + i);
+      g_autoptr (JsonObject) stats = NULL;
+      g_autoptr (GError) error = NULL;
+      guint64 before = requests_of (fx->storage);
+
+      fs_stream_set_length (G_INPUT_STREAM (src), sizes[i]);
+      proxy_reset ();
+      g_assert_true (fs_storage_put (fx->storage, key, G_INPUT_STREAM (src), NULL, NULL, NULL,
+                                     &error));
+      g_assert_no_error (error);
+      stats = proxy_call ("stats", NULL);
+      g_assert_cmpuint (requests_of (fx->storage) - before, ==, 1);
+      g_assert_cmpint (proxy_count (stats, "PUT 200"), ==, 1);
+      g_assert_cmpint (json_object_get_int_member (
+                         json_object_get_object_member (stats, "payload"), "unsigned"),
+                       ==, 1);
+      assert_object (fx->storage, key, sizes[i], g_checksum_get_string (src->sha256));
+      g_assert_cmpint (count_entries (fx->spool_dir), ==, 0);
+    }
+}
+
+/* A source that turns out longer or shorter than announced (a file that
+ * changed while it was read) fails the put at once, without a retry, and
+ * the object that was there stays as it was. */
+static void
+test_streamed_length_mismatch (Fixture *fx, gconstpointer data)
+{
+  const struct
+  {
+    guint64 size;
+    guint64 announced;
+  } cases[] = {
+    { 6 * MiB, 6 * MiB - 1 },  /* longer: caught before the last byte is sent */
+    { 6 * MiB, 6 * MiB + 1 },  /* shorter */
+    { 3 * MiB, 8 * MiB },
+  };
+  g_autofree gchar *key = key_of (fx, "changing");
+  g_autofree gchar *good = put_generated_ok (fx->storage, key, 2 * MiB, 5, NULL);
+
+  for (gsize i = 0; i < G_N_ELEMENTS (cases); i++)
+    {
+      g_autoptr (TestGenStream) src = test_gen_stream_new (cases[i].size, 30 + i);
+      g_autoptr (GError) error = NULL;
+      guint64 retries = retries_of (fx->storage);
+
+      fs_stream_set_length (G_INPUT_STREAM (src), cases[i].announced);
+      g_assert_false (fs_storage_put (fx->storage, key, G_INPUT_STREAM (src), NULL, NULL, NULL,
+                                      &error));
+      g_test_message ("%" G_GUINT64_FORMAT " bytes announced as %" G_GUINT64_FORMAT ": %s",
+                      cases[i].size, cases[i].announced, error->message);
+      g_assert_error (error, G_IO_ERROR, G_IO_ERROR_PARTIAL_INPUT);
+      g_assert_cmpuint (retries_of (fx->storage), ==, retries);
+      assert_object (fx->storage, key, 2 * MiB, good);
+      g_assert_cmpint (count_entries (fx->spool_dir), ==, 0);
+    }
+}
+
+/* Connection resets and SlowDown while streaming: the first attempt keeps
+ * what it read in the spool, the retries finish reading into it and send it
+ * from there; the object is exact. */
+static void
+test_streamed_retries (Fixture *fx, gconstpointer data)
+{
+  g_autofree gchar *key = key_of (fx, "streamed-retried");
+  g_autoptr (JsonObject) stats = NULL;
+  guint64 retries = retries_of (fx->storage);
+  gchar *sha256 = NULL;
+
+  proxy_reset ();
+  json_object_unref (proxy_call ("faults", "{\"reset\": 0.4, \"slowdown\": 0.3, \"seed\": 5}"));
+  for (guint i = 0; i < 4; i++)
+    {
+      g_autoptr (TestGenStream) src = test_gen_stream_new (4 * MiB + i, 40 + i);
+      g_autoptr (GError) error = NULL;
+
+      fs_stream_set_length (G_INPUT_STREAM (src), 4 * MiB + i);
+      g_assert_true (fs_storage_put (fx->storage, key, G_INPUT_STREAM (src), NULL, NULL, NULL,
+                                     &error));
+      g_assert_no_error (error);
+      g_free (sha256);
+      sha256 = g_strdup (g_checksum_get_string (src->sha256));
+    }
+  json_object_unref (proxy_call ("faults", "{}"));
+  stats = proxy_call ("stats", NULL);
+  g_test_message ("%" G_GUINT64_FORMAT " retries; proxy: %" G_GINT64_FORMAT " PUT 200, %"
+                  G_GINT64_FORMAT " PUT reset, %" G_GINT64_FORMAT " PUT 503",
+                  retries_of (fx->storage) - retries, proxy_count (stats, "PUT 200"),
+                  proxy_count (stats, "PUT reset"), proxy_count (stats, "PUT 503"));
+  g_assert_cmpuint (retries_of (fx->storage) - retries, >, 0);
+  g_assert_cmpint (proxy_count (stats, "PUT 200"), ==, 4);
+  g_assert_cmpint (proxy_errors (stats, "IncompleteBody"), ==, 0);
+  assert_object (fx->storage, key, 4 * MiB + 3, sha256);
+  g_assert_cmpint (count_entries (fx->spool_dir), ==, 0);
+  g_free (sha256);
+}
+
 /* Create-if-absent and If-Match behave the same whichever way the object
  * goes up (memory, spool, multipart), with a server that enforces them (the
  * proxy emulates AWS's conditional writes; s3rver ignores them). */
@@ -905,6 +1013,9 @@ main (int argc, char **argv)
   ADD ("cancel-while-spooling", test_cancel_while_spooling);
   ADD ("cancel-during-put", test_cancel_during_put);
   ADD ("retries-replay-the-spool", test_retries_replay_the_spool);
+  ADD ("streamed-single-put", test_streamed_single_put);
+  ADD ("streamed-length-mismatch", test_streamed_length_mismatch);
+  ADD ("streamed-retries", test_streamed_retries);
   ADD ("conditional-put", test_conditional_put);
 #undef ADD
   return g_test_run ();

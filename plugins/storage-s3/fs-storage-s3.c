@@ -26,9 +26,11 @@
 #include "fs-gcrypt.h"
 #include "fs-s3-file-stream.h"
 #include "fs-s3-get-stream.h"
+#include "fs-s3-tee-stream.h"
 #include "fs-s3-xml.h"
 #include "fs-sigv4.h"
 #include "fs-storage-s3.h"
+#include "fs-stream-length.h"
 #include "fs-types.h"
 
 #define MiB (G_GUINT64_CONSTANT (1024) * 1024)
@@ -327,22 +329,68 @@ set_body (const S3Request *req, SoupMessage *msg, GError **error)
 }
 
 /* libsoup drops the body of a message it restarts (it sends a request again
- * by itself when a kept-alive connection turns out to be closed): give it
- * the body again, so that replay is exact too. Not after a redirect that
- * turned the request into a GET. */
+ * by itself when a kept-alive connection turns out to be closed, or when
+ * reading the body failed on one): give it the body again, so that replay is
+ * exact too. Not after a redirect that turned the request into a GET. A body
+ * that cannot be given again must not leave the request to go out without
+ * one (an UNSIGNED-PAYLOAD PUT would store an empty object): the attempt is
+ * cancelled and fails with the reason. */
+/* A "cancelled" handler of a parent cancellable: cancels @child too. */
+static void
+cancel_child (GCancellable *parent, gpointer child)
+{
+  g_cancellable_cancel (G_CANCELLABLE (child));
+}
+
+typedef struct
+{
+  const S3Request *req;
+  GCancellable *cancellable; /* the attempt's own, a child of the caller's */
+  gulong parent_handler;
+  GCancellable *parent;
+  GError *error; /* why the body could not be given again */
+} Restart;
+
 static void
 message_restarted (SoupMessage *msg, gpointer user_data)
 {
-  const S3Request *req = user_data;
-  g_autoptr (GError) local_error = NULL;
+  Restart *restart = user_data;
 
-  if (g_strcmp0 (soup_message_get_method (msg), req->method) != 0)
+  if (g_strcmp0 (soup_message_get_method (msg), restart->req->method) != 0
+      || restart->error != NULL)
     return;
-  if (!set_body (req, msg, &local_error))
-    /* Sent without its body, it fails the payload hash and is retried. */
-    g_debug ("could not reopen the body of a restarted %s: %s", req->method,
-             local_error->message);
+  if (!set_body (restart->req, msg, &restart->error))
+    {
+      g_debug ("could not reopen the body of a restarted %s: %s", restart->req->method,
+               restart->error->message);
+      g_cancellable_cancel (restart->cancellable);
+    }
 }
+
+static void
+restart_init (Restart *restart, const S3Request *req, GCancellable *parent)
+{
+  restart->req = req;
+  restart->cancellable = g_cancellable_new ();
+  if (parent != NULL)
+    {
+      restart->parent = g_object_ref (parent);
+      restart->parent_handler
+        = g_cancellable_connect (parent, G_CALLBACK (cancel_child),
+                                 g_object_ref (restart->cancellable), g_object_unref);
+    }
+}
+
+static void
+restart_clear (Restart *restart)
+{
+  if (restart->parent != NULL)
+    g_cancellable_disconnect (restart->parent, restart->parent_handler);
+  g_clear_object (&restart->parent);
+  g_clear_object (&restart->cancellable);
+  g_clear_error (&restart->error);
+}
+G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC (Restart, restart_clear)
 
 /* In presigned mode the URL carries the authorization; only GET and DELETE
  * of the key it was signed for can be sent. */
@@ -440,9 +488,27 @@ attempt (FsStorageS3 *self, const S3Request *req, S3Response *resp, GCancellable
   soup_message_headers_replace (request_headers, "Authorization", authorization);
   if (!set_body (req, msg, error))
     return ATTEMPT_FAIL;
-  if (req->body != NULL || req->body_func != NULL)
-    g_signal_connect (msg, "restarted", G_CALLBACK (message_restarted), (gpointer)req);
-  return send_message (self, req, msg, url, resp, cancellable, error);
+  if (req->body == NULL && req->body_func == NULL)
+    return send_message (self, req, msg, url, resp, cancellable, error);
+  {
+    g_auto (Restart) restart = { 0 };
+    g_autoptr (GError) local_error = NULL;
+    AttemptResult result;
+
+    restart_init (&restart, req, cancellable);
+    g_signal_connect (msg, "restarted", G_CALLBACK (message_restarted), &restart);
+    result = send_message (self, req, msg, url, resp, restart.cancellable, &local_error);
+    g_signal_handlers_disconnect_by_func (msg, message_restarted, &restart);
+    if (result != ATTEMPT_OK && restart.error != NULL
+        && !g_cancellable_is_cancelled (cancellable))
+      {
+        g_propagate_error (error, g_steal_pointer (&restart.error));
+        return ATTEMPT_FAIL;
+      }
+    if (result != ATTEMPT_OK)
+      g_propagate_error (error, g_steal_pointer (&local_error));
+    return result;
+  }
 }
 
 /* Sends @msg and maps the outcome; @url is only logged (never a presigned one). */
@@ -470,7 +536,10 @@ send_message (FsStorageS3 *self, const S3Request *req, SoupMessage *msg, const g
     {
       g_autofree gchar *what = what_failed (self, req);
 
-      if (g_error_matches (local_error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
+      /* Cancelled, or a streamed body that was not what it announced
+       * (fs-s3-tee-stream.h): sending it again would not help. */
+      if (g_error_matches (local_error, G_IO_ERROR, G_IO_ERROR_CANCELLED)
+          || g_error_matches (local_error, G_IO_ERROR, G_IO_ERROR_PARTIAL_INPUT))
         {
           g_propagate_error (error, g_steal_pointer (&local_error));
           return ATTEMPT_FAIL;
@@ -1439,7 +1508,7 @@ set_spool_error (GError **error, int errsv, const gchar *dir, gboolean writing)
  * the file system has it, else a file unlinked as soon as it is created.
  * Either way a crash leaves nothing behind. */
 static gboolean
-spool_open (Spool *spool, const gchar *dir, GError **error)
+spool_open (Spool *spool, const gchar *dir, gboolean hash, GError **error)
 {
   int errsv;
 
@@ -1469,17 +1538,20 @@ spool_open (Spool *spool, const gchar *dir, GError **error)
       set_spool_error (error, errno, dir, FALSE);
       return FALSE;
     }
+  if (!hash)
+    return TRUE;
   fs_gcrypt_init ();
   if (gcry_md_open (&spool->sha256, GCRY_MD_SHA256, 0) != 0)
     g_error ("libgcrypt: SHA-256 unavailable");
   return TRUE;
 }
 
-/* Hashes and appends @len bytes; 0 or the errno of the failed write. */
+/* Hashes (if asked to) and appends @len bytes; 0 or the errno of the failed write. */
 static int
 spool_append (Spool *spool, const guint8 *data, gsize len)
 {
-  gcry_md_write (spool->sha256, data, len);
+  if (spool->sha256 != NULL)
+    gcry_md_write (spool->sha256, data, len);
   while (len > 0)
     {
       gssize n = write (spool->fd, data, len);
@@ -1772,7 +1844,7 @@ put_multipart (FsStorageS3 *self, const gchar *key, GBytes *head, GInputStream *
   g_mutex_init (&mp.lock);
   g_cond_init (&mp.cond);
   if (cancellable != NULL)
-    cancel_id = g_cancellable_connect (cancellable, G_CALLBACK (g_cancellable_cancel),
+    cancel_id = g_cancellable_connect (cancellable, G_CALLBACK (cancel_child),
                                        g_object_ref (parts_cancellable), g_object_unref);
   pool = g_thread_pool_new (upload_part, &mp, (gint)self->max_workers, FALSE, NULL);
 
@@ -1924,7 +1996,7 @@ put_spooled (FsStorageS3 *self, const gchar *key, GBytes *head_in, GInputStream 
   gsize head_len;
   gconstpointer head_data = g_bytes_get_data (head, &head_len);
 
-  if (!spool_open (&spool, self->spool_dir, error)
+  if (!spool_open (&spool, self->spool_dir, TRUE, error)
       || !spool_write (&spool, head_data, head_len, cancellable, error))
     return FALSE;
   g_clear_pointer (&head, g_bytes_unref); /* memory stays at a few chunks from here on */
@@ -1957,6 +2029,92 @@ put_spooled (FsStorageS3 *self, const gchar *key, GBytes *head_in, GInputStream 
     return put_multipart (self, key, empty, sources, expected_version, new_version, cancellable,
                           error);
   }
+}
+
+/* ---- put: sent while it is produced --------------------------------------- */
+
+typedef struct
+{
+  const gchar *key;
+  GBytes *head;
+  GInputStream *source;
+  guint64 length;
+  GCancellable *cancellable;
+  Spool spool;           /* everything taken from @source, for the attempts after the first */
+  gboolean streamed;     /* the first attempt has had its body */
+  gboolean spooled;      /* the spool holds all @length bytes */
+} StreamedBody;
+
+static gboolean
+streamed_body_sink (gpointer user_data, const guint8 *data, gsize len, GCancellable *cancellable,
+                    GError **error)
+{
+  StreamedBody *body = user_data;
+
+  return spool_write (&body->spool, data, len, cancellable, error);
+}
+
+/* S3BodyFunc: the first attempt sends the object as it is produced; any later
+ * one (a retry, or libsoup restarting the message) reads the rest of the
+ * source into the spool first and is sent from there. */
+static GInputStream *
+streamed_body (gpointer user_data, GError **error)
+{
+  StreamedBody *body = user_data;
+
+  if (!body->streamed)
+    {
+      body->streamed = TRUE;
+      return fs_s3_tee_stream_new (body->head, body->source, body->length, streamed_body_sink,
+                                   body);
+    }
+  if (!body->spooled)
+    {
+      if (!spool_source (&body->spool, body->key, body->source, body->length, body->cancellable,
+                         error))
+        return NULL;
+      if (body->spool.size != body->length)
+        {
+          g_set_error (error, G_IO_ERROR, G_IO_ERROR_PARTIAL_INPUT,
+                       _("The data for ‘%s’ changed while it was sent: %llu bytes, not the %llu "
+                         "announced"),
+                       body->key, (unsigned long long)body->spool.size,
+                       (unsigned long long)body->length);
+          return NULL;
+        }
+      body->spooled = TRUE;
+    }
+  return spool_body (&body->spool, error);
+}
+
+/* An object larger than multipart-threshold whose @length was announced
+ * (fs-stream-length.h: a file sealed raw): ONE PUT whose body is @head, then
+ * @source as it is read, so that producing and sending overlap. Its payload is
+ * UNSIGNED-PAYLOAD: its SHA-256 would only be known at the end (AES-GCM
+ * authenticates every chunk of the object end to end instead). What is read is
+ * also spooled, so a retry can replay the body exactly. */
+static gboolean
+put_streamed (FsStorageS3 *self, const gchar *key, GBytes *head, GInputStream *source,
+              guint64 length, const gchar *expected_version, gchar **new_version,
+              GCancellable *cancellable, GError **error)
+{
+  StreamedBody body = { .key = key, .head = head, .source = source, .length = length,
+                        .cancellable = cancellable, .spool = { .fd = -1 } };
+  gsize head_len;
+  gconstpointer head_data = g_bytes_get_data (head, &head_len);
+  S3Request req = { .method = "PUT",
+                    .key = key,
+                    .body_func = streamed_body,
+                    .body_data = &body,
+                    .body_length = length,
+                    .body_sha256 = FS_SIGV4_UNSIGNED_PAYLOAD };
+  gboolean ok;
+
+  ok = spool_open (&body.spool, self->spool_dir, FALSE, error)
+       && spool_write (&body.spool, head_data, head_len, cancellable, error)
+       && put_object (self, &req, expected_version, new_version, cancellable, error);
+  spool_clear (&body.spool);
+  return ok;
 }
 
 static gboolean
@@ -1992,7 +2150,12 @@ fs_storage_s3_put (FsStorage *storage, const gchar *key, GInputStream *source,
   {
     g_autoptr (GBytes) head = g_bytes_new_take (buf, (gsize)n);
     GInputStream *sources[] = { source, NULL };
+    guint64 length;
 
+    if (fs_stream_get_length (source, &length) && length >= (guint64)n
+        && length <= self->single_put_max)
+      return put_streamed (self, key, head, source, length, expected_version, new_version,
+                           cancellable, error);
     if (self->single_put_max > self->multipart_threshold)
       return put_spooled (self, key, g_steal_pointer (&head), source, expected_version,
                           new_version, cancellable, error);

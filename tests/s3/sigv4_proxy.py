@@ -8,7 +8,9 @@ signer) over exactly the headers the client listed in SignedHeaders, at the
 client's own X-Amz-Date, and answers 403 SignatureDoesNotMatch when it does
 not reproduce the client's signature, as AWS S3 and MinIO do. Requests that
 pass are forwarded to s3rver (kept-alive upstream connection per client
-connection) and the response is streamed back.
+connection) and the response is streamed back. A PUT or POST body is
+forwarded only once it has arrived whole, so a client that stops inside it
+leaves the object as it was, as on S3 (s3rver alone would truncate it).
 
 Control endpoint (never faulted, never counted), on the same port under
 /__proxy/ (bucket names cannot contain '_', so it cannot clash with S3):
@@ -326,6 +328,7 @@ class State:
         self.stats = {"requests": 0, "by_method_status": {}, "by_status": {},
                       "faults": {k: 0 for k in FAULT_KINDS},
                       "auth": {"header": 0, "presigned": 0, "anonymous": 0},
+                      "payload": {"signed": 0, "unsigned": 0, "streaming": 0},
                       "errors": {}, "bytes_in": 0, "bytes_out": 0,
                       "tls": {"handshakes": 0, "s3_connections": 0, "handshake_failures": 0,
                               "last_failure": None}}
@@ -378,6 +381,13 @@ class State:
                 s["auth"][auth] += 1
             s["bytes_in"] += bytes_in
             s["bytes_out"] += bytes_out
+
+    def count_payload(self, payload):
+        """How a header-signed request's x-amz-content-sha256 covered its body."""
+        kind = ("unsigned" if payload == UNSIGNED else
+                "streaming" if payload.startswith("STREAMING-") else "signed")
+        with self.lock:
+            self.stats["payload"][kind] += 1
 
     def snapshot(self):
         with self.lock:
@@ -624,6 +634,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
                     auth = "header"
                     signer, req, seed, payload = self.server.verifier.verify_header(
                         method, raw_path, raw_query, headers, hmap["authorization"])
+                    st.count_payload(payload)
                 elif "X-Amz-Algorithm" in query_keys or "X-Amz-Signature" in query_keys:
                     auth = "presigned"
                     self.server.verifier.verify_query(method, raw_path, raw_query, headers)
@@ -651,7 +662,11 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 elif payload == STREAMING_SIGNED_TRAILER:
                     raise S3Error(501, "NotImplemented",
                                   "STREAMING-AWS4-HMAC-SHA256-PAYLOAD-TRAILER is not supported by the test proxy")
-                elif payload != UNSIGNED or te_chunked:
+                elif payload != UNSIGNED or te_chunked or method in ("PUT", "POST"):
+                    # Whole bodies only: s3rver writes a PUT into the object's
+                    # file as it arrives (a client that stops halfway would
+                    # leave it truncated), where S3 and MinIO keep the old
+                    # object until the new one is complete.
                     spool = tempfile.SpooledTemporaryFile(SPOOL_IN_MEMORY)
                     h = hashlib.sha256()
                     for part in body_iter:
@@ -705,6 +720,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
             self._forward(method, fwd_headers, spool, body_iter, auth, bytes_in,
                           truncate=(fault == "truncate"), delayed=bool(delay))
         except BodyError as e:
+            # The client stopped inside the body: the upstream connection may
+            # have part of it, and must never carry the next request after it.
+            self._drop_upstream()
             self.close_connection = True
             st.count(method, "client-error", error="BodyError", auth=auth)
             sys.stderr.write("sigv4-proxy: %s %s: %s\n" % (method, self.path, e))
