@@ -24,6 +24,7 @@ static const GDBusErrorEntry storage_entries[] = {
   { FS_STORAGE_ERROR_INVALID, FS_DBUS_ERROR_PREFIX "StorageInvalid" },
   { FS_STORAGE_ERROR_NOT_SUPPORTED, FS_DBUS_ERROR_PREFIX "StorageNotSupported" },
   { FS_STORAGE_ERROR_NO_BUCKET, FS_DBUS_ERROR_PREFIX "NoBucket" },
+  { FS_STORAGE_ERROR_STREAM_CONSUMED, FS_DBUS_ERROR_PREFIX "StreamConsumed" },
 };
 
 static const GDBusErrorEntry crypto_entries[] = {

@@ -958,6 +958,7 @@ static void
 add_counts (FsSyncStats *stats, const FsSyncStats *counts)
 {
   stats->files_up += counts->files_up;
+  stats->files_hashed += counts->files_hashed;
   stats->bytes_up += counts->bytes_up;
   stats->dirs_created += counts->dirs_created;
   stats->deleted_remote += counts->deleted_remote;
@@ -1168,8 +1169,12 @@ object_header (const FsRecord *r)
   json_builder_add_int_value (b, r->mtime_ns);
   json_builder_set_member_name (b, "mode");
   json_builder_add_int_value (b, r->mode);
-  json_builder_set_member_name (b, "hash");
-  json_builder_add_string_value (b, r->hash);
+  /* Left out for a file hashed while it is sealed (the record has it). */
+  if (r->hash != NULL)
+    {
+      json_builder_set_member_name (b, "hash");
+      json_builder_add_string_value (b, r->hash);
+    }
   json_builder_end_object (b);
   root = json_builder_get_root (b);
   json_generator_set_root (gen, root);
@@ -1207,7 +1212,7 @@ read_all (GInputStream *in, gsize max, GCancellable *cancellable, GError **error
 }
 
 static gboolean
-upload_file (FsEngine *self, const FsEntry *local, FsRecord *record, GError **error)
+upload_file_once (FsEngine *self, const FsEntry *local, FsRecord *record, GError **error)
 {
   const gchar *disk_rel = fs_entry_disk_path (local);
   g_autofree gchar *abs = abs_path (self, disk_rel);
@@ -1236,7 +1241,12 @@ upload_file (FsEngine *self, const FsEntry *local, FsRecord *record, GError **er
       return set_io_error (error, errno, _("Cannot read"), disk_rel);
     }
   file_in = g_unix_input_stream_new (fd, TRUE);
-  if (fstat (fd, &st) != 0 || (guint64) st.st_size != local->size || st.st_ino != local->inode)
+  /* A file the scan did not hash (new, see merge_defer_hash()) is hashed
+   * here, as it is sealed; that it was read untorn then rests on its stat. */
+  if (fstat (fd, &st) != 0 || (guint64) st.st_size != local->size || st.st_ino != local->inode ||
+      (local->hash == NULL &&
+       (gint64) st.st_mtim.tv_sec * G_GINT64_CONSTANT (1000000000) + st.st_mtim.tv_nsec !=
+         local->mtime_ns))
     {
       g_set_error (error, G_IO_ERROR, G_IO_ERROR_BUSY, _("‘%s’ changed while it was synced"), disk_rel);
       return FALSE;
@@ -1246,7 +1256,9 @@ upload_file (FsEngine *self, const FsEntry *local, FsRecord *record, GError **er
   record->size = local->size;
   record->mtime_ns = local->mtime_ns;
   record->mode = local->mode;
+  g_free (record->hash);
   record->hash = g_strdup (local->hash);
+  g_free (record->object);
   record->object = g_strdup (object);
   header = object_header (record);
 
@@ -1267,7 +1279,7 @@ upload_file (FsEngine *self, const FsEntry *local, FsRecord *record, GError **er
 
   /* Never publish a torn file: what was read must be what was scanned. */
   hash = fs_hash_input_stream_get_hex (FS_HASH_INPUT_STREAM (hashing));
-  if (g_strcmp0 (hash, local->hash) != 0 ||
+  if ((local->hash != NULL && g_strcmp0 (hash, local->hash) != 0) ||
       fs_hash_input_stream_get_bytes (FS_HASH_INPUT_STREAM (hashing)) != local->size ||
       !local_unchanged (self, local, local->path, disk_rel))
     {
@@ -1276,6 +1288,8 @@ upload_file (FsEngine *self, const FsEntry *local, FsRecord *record, GError **er
       g_set_error (error, G_IO_ERROR, G_IO_ERROR_BUSY, _("‘%s’ changed while it was synced"), disk_rel);
       return FALSE;
     }
+  if (record->hash == NULL)
+    record->hash = g_steal_pointer (&hash);
   if (packed)
     {
       g_clear_pointer (&record->object, g_free);
@@ -1286,6 +1300,35 @@ upload_file (FsEngine *self, const FsEntry *local, FsRecord *record, GError **er
     }
   add_bytes_moved (self, local->size);
   return TRUE;
+}
+
+/* How often a file is read and put again when its put failed after part of
+ * it was sent (FS_STORAGE_ERROR_STREAM_CONSUMED: a backend that sends while
+ * the file is read cannot replay the body itself). */
+#define PUT_ATTEMPTS 3
+
+static gboolean
+upload_file (FsEngine *self, const FsEntry *local, FsRecord *record, GError **error)
+{
+  for (guint attempt = 1;; attempt++)
+    {
+      g_autoptr(GError) local_error = NULL;
+
+      if (upload_file_once (self, local, record, &local_error))
+        return TRUE;
+      if (!g_error_matches (local_error, FS_STORAGE_ERROR, FS_STORAGE_ERROR_STREAM_CONSUMED))
+        {
+          g_propagate_error (error, g_steal_pointer (&local_error));
+          return FALSE;
+        }
+      if (attempt == PUT_ATTEMPTS)
+        {
+          g_set_error_literal (error, FS_STORAGE_ERROR, FS_STORAGE_ERROR_TRANSIENT,
+                               local_error->message);
+          return FALSE;
+        }
+      g_debug ("%s: put again: %s", local->path, local_error->message);
+    }
 }
 
 /* Deletes the content object of @record (written, never published). */
@@ -1369,6 +1412,7 @@ do_upload (FsEngine *self, const FsEntry *local, const FsRecord *remote, GError 
         self->stats->objects_written++;
       counts.files_up = 1;
       counts.bytes_up = local->size;
+      counts.files_hashed = local->hash == NULL; /* by its upload */
       break;
     case FS_KIND_SYMLINK:
       record->target = g_strdup (local->target);
@@ -1384,6 +1428,8 @@ do_upload (FsEngine *self, const FsEntry *local, const FsRecord *remote, GError 
   base = fs_entry_copy (local);
   g_free (base->version);
   base->version = g_strdup (record->version);
+  if (base->hash == NULL)
+    base->hash = g_strdup (record->hash);
   return commit_record (self, g_steal_pointer (&record), g_steal_pointer (&base), NULL, "up",
                         &counts, error);
 }
@@ -2571,6 +2617,17 @@ merge_base_below (gpointer data, const gchar *key)
   return below;
 }
 
+/* FsScanSink.defer_hash: a new file is hashed by its upload unless the
+ * remote tree has its path too, when reconciling compares the contents. */
+static gboolean
+merge_defer_hash (gpointer data, const gchar *key)
+{
+  Merge *m = data;
+  FsRecord *h = merge_head_peek (m);
+
+  return h == NULL || strcmp (h->path, key) != 0;
+}
+
 static void
 merge_emit (gpointer data, FsEntry *entry)
 {
@@ -2614,7 +2671,7 @@ fs_engine_sync (FsEngine *self, gboolean audit, FsSyncStats *stats, GPtrArray *m
   g_autoptr(FsScanResult) scan = NULL;
   FsSyncStats own_stats = { 0 };
   Merge m = { 0 };
-  const FsScanSink sink = { merge_base_lookup, merge_base_below, merge_emit, &m };
+  const FsScanSink sink = { merge_base_lookup, merge_base_below, merge_emit, &m, merge_defer_hash };
   gboolean ok = FALSE;
 
   g_return_val_if_fail (FS_IS_ENGINE (self), FALSE);
@@ -2664,7 +2721,7 @@ fs_engine_sync (FsEngine *self, gboolean audit, FsSyncStats *stats, GPtrArray *m
       g_debug ("removing the stale temp file %s", abs);
       remove_temp (abs);
     }
-  stats->files_hashed = scan->stats.files_hashed;
+  stats->files_hashed += scan->stats.files_hashed;
   stats->deferred = scan->stats.deferred;
   for (guint i = 0; i < scan->warnings->len; i++)
     g_ptr_array_add (messages, g_strdup (g_ptr_array_index (scan->warnings, i)));
@@ -2780,7 +2837,7 @@ fs_engine_sync_paths (FsEngine *self, const gchar *const *changed, FsSyncStats *
         goto whole;
     }
   g_ptr_array_sort (paths, compare_paths);
-  stats->files_hashed = scan->stats.files_hashed;
+  stats->files_hashed += scan->stats.files_hashed;
   stats->deferred = scan->stats.deferred;
   for (guint i = 0; i < scan->warnings->len; i++)
     g_ptr_array_add (messages, g_strdup (g_ptr_array_index (scan->warnings, i)));

@@ -21,7 +21,7 @@ typedef struct {
   guint conflicts;
   guint errors;
   guint deferred;      /* files still being written: retried next sync */
-  guint files_hashed;  /* by the scanner */
+  guint files_hashed;  /* read to hash them: by the scanner, or new ones by their upload */
   guint objects_read;  /* content objects fetched */
   guint objects_written;
   guint records_read;

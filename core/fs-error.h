@@ -22,6 +22,9 @@ typedef enum {
   FS_STORAGE_ERROR_INVALID,             /* bad key, bad argument */
   FS_STORAGE_ERROR_NOT_SUPPORTED,
   FS_STORAGE_ERROR_NO_BUCKET,           /* the store/bucket does not exist */
+  /* A transient failure of a put that had read part of its source stream:
+   * put again with a fresh stream. */
+  FS_STORAGE_ERROR_STREAM_CONSUMED,
 } FsStorageError;
 
 typedef enum {

@@ -311,6 +311,12 @@ scan_file (ScanState *state, int dirfd, const gchar *name, const gchar *key, con
       add_entry (state, g_steal_pointer (&e));
       return TRUE;
     }
+  if (b == NULL && state->sink != NULL && state->sink->defer_hash != NULL &&
+      state->sink->defer_hash (state->sink->data, key))
+    {
+      add_entry (state, g_steal_pointer (&e));
+      return TRUE;
+    }
 
   fd = openat (dirfd, name, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NOFOLLOW | O_NONBLOCK);
   if (fd < 0)

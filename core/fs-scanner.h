@@ -52,6 +52,10 @@ typedef struct {
   /* The next local entry (taken), in increasing tree order. */
   void (*emit) (gpointer data, FsEntry *entry);
   gpointer data;
+  /* Optional; asked right after base_lookup (@key) gave NULL for a file:
+   * TRUE leaves that new file unhashed (hash NULL), for its upload to hash
+   * as it reads it, instead of reading it twice. */
+  gboolean (*defer_hash) (gpointer data, const gchar *key);
 } FsScanSink;
 
 /* As fs_scan(), entries going to @sink: the result's entries table is empty. */

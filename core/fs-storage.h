@@ -79,7 +79,11 @@ GBytes *fs_storage_get_bytes (FsStorage *self, const gchar *key, gsize max_size,
 /* Store all of @source under @key. @expected_version NULL: unconditional;
  * FS_STORAGE_IF_ABSENT: fail with PRECONDITION_FAILED if the key exists;
  * otherwise fail unless the current version equals it. Readers never see a
- * partially written object. */
+ * partially written object. A backend may send @source while it reads it
+ * when its length was announced (fs-stream-length.h); it then fails with
+ * G_IO_ERROR_PARTIAL_INPUT if the length turns out otherwise, and with
+ * FS_STORAGE_ERROR_STREAM_CONSUMED after a transient failure it cannot
+ * replay: put again from a fresh stream. */
 gboolean fs_storage_put (FsStorage *self, const gchar *key, GInputStream *source,
                          const gchar *expected_version, gchar **new_version,
                          GCancellable *cancellable, GError **error);

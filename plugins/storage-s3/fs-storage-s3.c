@@ -26,7 +26,7 @@
 #include "fs-gcrypt.h"
 #include "fs-s3-file-stream.h"
 #include "fs-s3-get-stream.h"
-#include "fs-s3-tee-stream.h"
+#include "fs-s3-body-stream.h"
 #include "fs-s3-xml.h"
 #include "fs-sigv4.h"
 #include "fs-storage-s3.h"
@@ -40,6 +40,9 @@
 #define MAX_PART_SIZE (5120 * MiB)
 #define MAX_PARTS 10000
 #define DEFAULT_SINGLE_PUT_MAX (1024 * MiB)
+/* What put() reads before it looks for an announced length: a sealed
+ * object's preamble, header and first chunk frame. */
+#define FIRST_READ (1 * MiB + 64 * 1024)
 #define MAX_SINGLE_PUT (5120 * MiB) /* S3's limit for one PUT */
 #define SPOOL_CHUNK (1 * MiB)
 #define SPOOL_CHUNKS 3
@@ -1508,7 +1511,7 @@ set_spool_error (GError **error, int errsv, const gchar *dir, gboolean writing)
  * the file system has it, else a file unlinked as soon as it is created.
  * Either way a crash leaves nothing behind. */
 static gboolean
-spool_open (Spool *spool, const gchar *dir, gboolean hash, GError **error)
+spool_open (Spool *spool, const gchar *dir, GError **error)
 {
   int errsv;
 
@@ -1538,20 +1541,17 @@ spool_open (Spool *spool, const gchar *dir, gboolean hash, GError **error)
       set_spool_error (error, errno, dir, FALSE);
       return FALSE;
     }
-  if (!hash)
-    return TRUE;
   fs_gcrypt_init ();
   if (gcry_md_open (&spool->sha256, GCRY_MD_SHA256, 0) != 0)
     g_error ("libgcrypt: SHA-256 unavailable");
   return TRUE;
 }
 
-/* Hashes (if asked to) and appends @len bytes; 0 or the errno of the failed write. */
+/* Hashes and appends @len bytes; 0 or the errno of the failed write. */
 static int
 spool_append (Spool *spool, const guint8 *data, gsize len)
 {
-  if (spool->sha256 != NULL)
-    gcry_md_write (spool->sha256, data, len);
+  gcry_md_write (spool->sha256, data, len);
   while (len > 0)
     {
       gssize n = write (spool->fd, data, len);
@@ -1996,7 +1996,7 @@ put_spooled (FsStorageS3 *self, const gchar *key, GBytes *head_in, GInputStream 
   gsize head_len;
   gconstpointer head_data = g_bytes_get_data (head, &head_len);
 
-  if (!spool_open (&spool, self->spool_dir, TRUE, error)
+  if (!spool_open (&spool, self->spool_dir, error)
       || !spool_write (&spool, head_data, head_len, cancellable, error))
     return FALSE;
   g_clear_pointer (&head, g_bytes_unref); /* memory stays at a few chunks from here on */
@@ -2039,81 +2039,62 @@ typedef struct
   GBytes *head;
   GInputStream *source;
   guint64 length;
-  GCancellable *cancellable;
-  Spool spool;           /* everything taken from @source, for the attempts after the first */
-  gboolean streamed;     /* the first attempt has had its body */
-  gboolean spooled;      /* the spool holds all @length bytes */
-} StreamedBody;
+  FsS3BodyStream *body; /* the last one handed out */
+} StreamedPut;
 
-static gboolean
-streamed_body_sink (gpointer user_data, const guint8 *data, gsize len, GCancellable *cancellable,
-                    GError **error)
-{
-  StreamedBody *body = user_data;
-
-  return spool_write (&body->spool, data, len, cancellable, error);
-}
-
-/* S3BodyFunc: the first attempt sends the object as it is produced; any later
- * one (a retry, or libsoup restarting the message) reads the rest of the
- * source into the spool first and is sent from there. */
+/* S3BodyFunc: a body that streams @source. Another attempt (a retry, or
+ * libsoup restarting the message) can have one only while nothing was read
+ * from the source yet; after that the caller must put again from a fresh
+ * source (FS_STORAGE_ERROR_STREAM_CONSUMED). */
 static GInputStream *
 streamed_body (gpointer user_data, GError **error)
 {
-  StreamedBody *body = user_data;
+  StreamedPut *put = user_data;
 
-  if (!body->streamed)
+  if (put->body != NULL)
     {
-      body->streamed = TRUE;
-      return fs_s3_tee_stream_new (body->head, body->source, body->length, streamed_body_sink,
-                                   body);
-    }
-  if (!body->spooled)
-    {
-      if (!spool_source (&body->spool, body->key, body->source, body->length, body->cancellable,
-                         error))
-        return NULL;
-      if (body->spool.size != body->length)
+      const GError *length_error = fs_s3_body_stream_get_length_error (put->body);
+
+      if (length_error != NULL)
         {
-          g_set_error (error, G_IO_ERROR, G_IO_ERROR_PARTIAL_INPUT,
-                       _("The data for ‘%s’ changed while it was sent: %llu bytes, not the %llu "
-                         "announced"),
-                       body->key, (unsigned long long)body->spool.size,
-                       (unsigned long long)body->length);
+          g_propagate_error (error, g_error_copy (length_error));
           return NULL;
         }
-      body->spooled = TRUE;
+      if (fs_s3_body_stream_get_source_read (put->body) > 0)
+        {
+          g_set_error (error, FS_STORAGE_ERROR, FS_STORAGE_ERROR_STREAM_CONSUMED,
+                       _("Sending ‘%s’ failed after part of it had been read; it has to be "
+                         "read and sent again"),
+                       put->key);
+          return NULL;
+        }
+      g_clear_object (&put->body);
     }
-  return spool_body (&body->spool, error);
+  put->body = fs_s3_body_stream_new (put->head, put->source, put->length);
+  return g_object_ref (G_INPUT_STREAM (put->body));
 }
 
 /* An object larger than multipart-threshold whose @length was announced
  * (fs-stream-length.h: a file sealed raw): ONE PUT whose body is @head, then
- * @source as it is read, so that producing and sending overlap. Its payload is
- * UNSIGNED-PAYLOAD: its SHA-256 would only be known at the end (AES-GCM
- * authenticates every chunk of the object end to end instead). What is read is
- * also spooled, so a retry can replay the body exactly. */
+ * @source as it is read, so that producing and sending overlap, with nothing
+ * spooled. Its payload is UNSIGNED-PAYLOAD: its SHA-256 would only be known
+ * at the end (AES-GCM authenticates every chunk of the object end to end
+ * instead). */
 static gboolean
 put_streamed (FsStorageS3 *self, const gchar *key, GBytes *head, GInputStream *source,
               guint64 length, const gchar *expected_version, gchar **new_version,
               GCancellable *cancellable, GError **error)
 {
-  StreamedBody body = { .key = key, .head = head, .source = source, .length = length,
-                        .cancellable = cancellable, .spool = { .fd = -1 } };
-  gsize head_len;
-  gconstpointer head_data = g_bytes_get_data (head, &head_len);
+  StreamedPut put = { .key = key, .head = head, .source = source, .length = length };
   S3Request req = { .method = "PUT",
                     .key = key,
                     .body_func = streamed_body,
-                    .body_data = &body,
+                    .body_data = &put,
                     .body_length = length,
                     .body_sha256 = FS_SIGV4_UNSIGNED_PAYLOAD };
-  gboolean ok;
+  gboolean ok = put_object (self, &req, expected_version, new_version, cancellable, error);
 
-  ok = spool_open (&body.spool, self->spool_dir, FALSE, error)
-       && spool_write (&body.spool, head_data, head_len, cancellable, error)
-       && put_object (self, &req, expected_version, new_version, cancellable, error);
-  spool_clear (&body.spool);
+  g_clear_object (&put.body);
   return ok;
 }
 
@@ -2123,19 +2104,44 @@ fs_storage_s3_put (FsStorage *storage, const gchar *key, GInputStream *source,
                    GError **error)
 {
   FsStorageS3 *self = FS_STORAGE_S3 (storage);
-  gsize cap;
+  gsize cap, first;
   guint8 *buf;
   gssize n;
 
   if (!check_configured (self, error) || !check_key (key, error))
     return FALSE;
 
-  /* Read one byte more than the threshold: if the source ends first, it is a
-   * single PUT from memory whose payload hash is known; otherwise it is
-   * spooled (see put_spooled()) or, with spooling off, a multipart upload. */
+  /* A first small read: a source whose length it announced then
+   * (fs-stream-length.h) and that is too large for memory is streamed up from
+   * here, without holding more of it. */
   cap = (gsize)self->multipart_threshold + 1;
-  buf = g_malloc (cap);
-  n = read_full (source, buf, cap, cancellable, error);
+  first = MIN (cap, FIRST_READ);
+  buf = g_malloc (first);
+  n = read_full (source, buf, first, cancellable, error);
+  if (n == (gssize)first)
+    {
+      guint64 length;
+
+      if (fs_stream_get_length (source, &length) && length > self->multipart_threshold
+          && length <= self->single_put_max)
+        {
+          g_autoptr (GBytes) head = g_bytes_new_take (buf, (gsize)n);
+          return put_streamed (self, key, head, source, length, expected_version, new_version,
+                               cancellable, error);
+        }
+    }
+  /* Otherwise read one byte more than the threshold: if the source ends
+   * first, it is a single PUT from memory whose payload hash is known;
+   * otherwise it is spooled (see put_spooled()) or, with spooling off, a
+   * multipart upload. */
+  if (n == (gssize)first && first < cap)
+    {
+      gssize more;
+
+      buf = g_realloc (buf, cap);
+      more = read_full (source, buf + n, cap - first, cancellable, error);
+      n = more < 0 ? more : n + more;
+    }
   if (n < 0)
     {
       g_free (buf);
@@ -2150,12 +2156,7 @@ fs_storage_s3_put (FsStorage *storage, const gchar *key, GInputStream *source,
   {
     g_autoptr (GBytes) head = g_bytes_new_take (buf, (gsize)n);
     GInputStream *sources[] = { source, NULL };
-    guint64 length;
 
-    if (fs_stream_get_length (source, &length) && length >= (guint64)n
-        && length <= self->single_put_max)
-      return put_streamed (self, key, head, source, length, expected_version, new_version,
-                           cancellable, error);
     if (self->single_put_max > self->multipart_threshold)
       return put_spooled (self, key, g_steal_pointer (&head), source, expected_version,
                           new_version, cancellable, error);

@@ -14,8 +14,8 @@ leaves the object as it was, as on S3 (s3rver alone would truncate it).
 
 Control endpoint (never faulted, never counted), on the same port under
 /__proxy/ (bucket names cannot contain '_', so it cannot clash with S3):
-  GET  /__proxy/stats   counters as JSON
-  POST /__proxy/reset   zero the counters
+  GET  /__proxy/stats   counters as JSON (once no S3 request is in flight, 5 s at most)
+  POST /__proxy/reset   zero the counters (likewise)
   GET  /__proxy/faults  current fault settings
   POST /__proxy/faults  JSON {"reset": p, "slowdown": p, "truncate": p,
                         "delay": p, "delay_ms": ms, "seed": n}; keys left out
@@ -318,6 +318,10 @@ def _consteq(a, b):
 class State:
     def __init__(self):
         self.lock = threading.Lock()
+        # S3 requests being handled: a stats snapshot waits for them, as a
+        # client may have its whole response before the request is counted.
+        self.in_flight = 0
+        self.idle = threading.Condition(self.lock)
         self.faults = {}
         self.conditional = False
         self.rng = random.Random(0)
@@ -389,8 +393,13 @@ class State:
         with self.lock:
             self.stats["payload"][kind] += 1
 
+    def wait_idle(self):
+        """With the lock held: until no S3 request is in flight (5 s at most)."""
+        self.idle.wait_for(lambda: self.in_flight == 0, timeout=5)
+
     def snapshot(self):
         with self.lock:
+            self.wait_idle()
             snap = json.loads(json.dumps(self.stats))
             snap["faults_config"] = dict(self.faults)
             snap["uptime_s"] = round(time.time() - self.started, 3)
@@ -584,6 +593,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 out = st.snapshot()
             elif path == "/__proxy/reset" and self.command == "POST":
                 with st.lock:
+                    st.wait_idle()  # a late request must not count after the reset
                     st.reset_stats()
                 out = {"ok": True}
             elif path == "/__proxy/faults" and self.command == "GET":
@@ -614,7 +624,16 @@ class Handler(http.server.BaseHTTPRequestHandler):
         raw_path, raw_query = split.path or "/", split.query
         if raw_path.startswith("/__proxy/"):
             return self._control(raw_path)
+        with st.lock:
+            st.in_flight += 1
+        try:
+            self._s3_request(st, raw_path, raw_query)
+        finally:
+            with st.lock:
+                st.in_flight -= 1
+                st.idle.notify_all()
 
+    def _s3_request(self, st, raw_path, raw_query):
         if self.server.tls is not None and not getattr(self, "_tls_counted", False):
             self._tls_counted = True
             with st.lock:
