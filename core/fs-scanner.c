@@ -28,6 +28,8 @@ typedef struct {
   FsScanResult *result;
   GHashTable *base;
   const FsScanSink *sink; /* instead of @base and result->entries */
+  FsScanDeferHashFunc defer_hash;
+  gpointer defer_data;
   FsIgnore *ignore;
   GCancellable *cancellable;
   guint8 *buffer;
@@ -43,12 +45,6 @@ fs_scan_result_free (FsScanResult *result)
   g_clear_pointer (&result->ignore, fs_ignore_free);
   g_clear_pointer (&result->stale_temps, g_ptr_array_unref);
   g_free (result);
-}
-
-static gint64
-stat_mtime_ns (const struct stat *st)
-{
-  return (gint64) st->st_mtim.tv_sec * G_GINT64_CONSTANT (1000000000) + st->st_mtim.tv_nsec;
 }
 
 G_GNUC_PRINTF (2, 3)
@@ -240,7 +236,7 @@ entry_from_stat (const gchar *key, const gchar *disk, FsKind kind, const struct 
   if (g_strcmp0 (key, disk) != 0)
     e->disk_path = g_strdup (disk);
   e->size = kind == FS_KIND_DIR ? 0 : (guint64) st->st_size;
-  e->mtime_ns = stat_mtime_ns (st);
+  e->mtime_ns = fs_stat_mtime_ns (st);
   e->inode = (guint64) st->st_ino;
   e->mode = st->st_mode & 07777;
   return e;
@@ -292,6 +288,14 @@ scan_symlink (ScanState *state, int dirfd, const gchar *name, const gchar *key,
   add_entry (state, e);
 }
 
+/* A new file is left for its upload to hash (FsScanDeferHashFunc) only when
+ * it was last written longer ago than this: its one read is then checked by
+ * its stat alone, and any write during that read moves its mtime past the
+ * one scanned (timestamps come from a coarse clock: a write in the same tick
+ * as the scanned mtime would not). A file written just now is read twice,
+ * by the scan and by the upload, and the two hashes must agree. */
+#define DEFER_HASH_MIN_AGE_NS (G_GINT64_CONSTANT (2) * 1000000000)
+
 /* FALSE only when cancelled. */
 static gboolean
 scan_file (ScanState *state, int dirfd, const gchar *name, const gchar *key, const gchar *disk,
@@ -311,13 +315,6 @@ scan_file (ScanState *state, int dirfd, const gchar *name, const gchar *key, con
       add_entry (state, g_steal_pointer (&e));
       return TRUE;
     }
-  if (b == NULL && state->sink != NULL && state->sink->defer_hash != NULL &&
-      state->sink->defer_hash (state->sink->data, key))
-    {
-      add_entry (state, g_steal_pointer (&e));
-      return TRUE;
-    }
-
   fd = openat (dirfd, name, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NOFOLLOW | O_NONBLOCK);
   if (fd < 0)
     {
@@ -335,6 +332,13 @@ scan_file (ScanState *state, int dirfd, const gchar *name, const gchar *key, con
     }
   g_clear_pointer (&e, fs_entry_free);
   e = entry_from_stat (key, disk, FS_KIND_FILE, &before);
+  if (b == NULL && e->mtime_ns < g_get_real_time () * 1000 - DEFER_HASH_MIN_AGE_NS &&
+      state->defer_hash != NULL && state->defer_hash (state->defer_data, key))
+    {
+      close (fd);
+      add_entry (state, g_steal_pointer (&e));
+      return TRUE;
+    }
 
   hash = hash_fd (fd, state->buffer, &bytes, state->cancellable, &local_error);
   if (hash == NULL)
@@ -354,7 +358,7 @@ scan_file (ScanState *state, int dirfd, const gchar *name, const gchar *key, con
 
   /* A file still being written must not be reported half-written. */
   if (fstat (fd, &after) != 0 || after.st_size != before.st_size ||
-      stat_mtime_ns (&after) != stat_mtime_ns (&before) || bytes != (guint64) before.st_size)
+      fs_stat_mtime_ns (&after) != fs_stat_mtime_ns (&before) || bytes != (guint64) before.st_size)
     {
       close (fd);
       state->result->stats.deferred++;
@@ -682,6 +686,8 @@ scan_begin (ScanState *state, const gchar *root, GHashTable *base, FsIgnore *ign
   state->result = result;
   state->base = base;
   state->sink = NULL;
+  state->defer_hash = NULL;
+  state->defer_data = NULL;
   state->ignore = ignore;
   state->cancellable = cancellable;
   state->buffer = g_malloc (HASH_BUFFER_SIZE);
@@ -702,6 +708,11 @@ scan_whole (const gchar *root, GHashTable *base, const FsScanSink *sink,
   if (fd < 0)
     return NULL;
   state.sink = sink;
+  if (sink != NULL)
+    {
+      state.defer_hash = sink->defer_hash;
+      state.defer_data = sink->data;
+    }
   result = state.result;
   buffer = state.buffer;
   if (!scan_dir (&state, fd, "", "", error))
@@ -797,8 +808,8 @@ scan_one (ScanState *state, int rootfd, const gchar *disk, gboolean *full, GErro
 
 FsScanResult *
 fs_scan_paths (const gchar *root, GHashTable *base, FsIgnore *ignore,
-               const gchar *const *paths, gboolean *needs_full, GCancellable *cancellable,
-               GError **error)
+               const gchar *const *paths, FsScanDeferHashFunc defer_hash, gpointer defer_data,
+               gboolean *needs_full, GCancellable *cancellable, GError **error)
 {
   g_autoptr (FsScanResult) result = NULL;
   g_autofree guint8 *buffer = NULL;
@@ -813,6 +824,8 @@ fs_scan_paths (const gchar *root, GHashTable *base, FsIgnore *ignore,
     return NULL;
   result = state.result;
   buffer = state.buffer;
+  state.defer_hash = defer_hash;
+  state.defer_data = defer_data;
   for (guint i = 0; paths[i] != NULL; i++)
     if (!scan_one (&state, fd, paths[i], needs_full, error))
       {

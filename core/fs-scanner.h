@@ -40,6 +40,11 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC (FsScanResult, fs_scan_result_free)
 FsScanResult *fs_scan (const gchar *root, GHashTable *base, GCancellable *cancellable,
                        GError **error);
 
+/* Asked for a readable file that has no base entry and was last written more
+ * than 2 s ago: TRUE leaves it unhashed (hash NULL), for its upload to hash
+ * as it reads it, instead of reading it twice. */
+typedef gboolean (*FsScanDeferHashFunc) (gpointer data, const gchar *key);
+
 /* A whole scan that hands each entry over as it is found, in tree order
  * (fs_path_tree_cmp()), instead of collecting them: the caller merges them
  * with the index as they come, in constant memory. */
@@ -52,10 +57,8 @@ typedef struct {
   /* The next local entry (taken), in increasing tree order. */
   void (*emit) (gpointer data, FsEntry *entry);
   gpointer data;
-  /* Optional; asked right after base_lookup (@key) gave NULL for a file:
-   * TRUE leaves that new file unhashed (hash NULL), for its upload to hash
-   * as it reads it, instead of reading it twice. */
-  gboolean (*defer_hash) (gpointer data, const gchar *key);
+  /* Optional; asked right after base_lookup (@key) gave NULL for a file. */
+  FsScanDeferHashFunc defer_hash;
 } FsScanSink;
 
 /* As fs_scan(), entries going to @sink: the result's entries table is empty. */
@@ -69,7 +72,8 @@ FsScanResult *fs_scan_to_sink (const gchar *root, const FsScanSink *sink,
  * below a directory that went away), returns NULL with *@needs_full set and
  * no error. */
 FsScanResult *fs_scan_paths (const gchar *root, GHashTable *base, FsIgnore *ignore,
-                             const gchar *const *paths, gboolean *needs_full,
+                             const gchar *const *paths, FsScanDeferHashFunc defer_hash,
+                             gpointer defer_data, gboolean *needs_full,
                              GCancellable *cancellable, GError **error);
 
 /* SHA-256 of a file's content as lowercase hex. */

@@ -1,4 +1,6 @@
 /* Announced stream lengths (see fs-stream-length.h), as qdata on the stream. */
+#include "config.h"
+
 #include "fs-stream-length.h"
 
 static GQuark
@@ -10,9 +12,10 @@ length_quark (void)
 void
 fs_stream_set_length (GInputStream *stream, guint64 length)
 {
-  guint64 *value = g_new (guint64, 1);
+  guint64 *value;
 
   g_return_if_fail (G_IS_INPUT_STREAM (stream));
+  value = g_new (guint64, 1);
   *value = length;
   g_object_set_qdata_full (G_OBJECT (stream), length_quark (), value, g_free);
 }

@@ -3,6 +3,12 @@
 
 #include "fs-types.h"
 
+gint64
+fs_stat_mtime_ns (const struct stat *st)
+{
+  return (gint64) st->st_mtim.tv_sec * G_GINT64_CONSTANT (1000000000) + st->st_mtim.tv_nsec;
+}
+
 FsEntry *
 fs_entry_new (const gchar *path, FsKind kind)
 {

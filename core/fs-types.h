@@ -2,6 +2,7 @@
 #pragma once
 
 #include <glib.h>
+#include <sys/stat.h>
 
 G_BEGIN_DECLS
 
@@ -26,6 +27,9 @@ typedef struct {
   gchar *target;    /* symlink target */
   gchar *version;   /* base only: the remote version this state was synced with */
 } FsEntry;
+
+/* st_mtim in nanoseconds since the epoch, as FsEntry.mtime_ns holds it. */
+gint64 fs_stat_mtime_ns (const struct stat *st);
 
 FsEntry *fs_entry_new (const gchar *path, FsKind kind);
 FsEntry *fs_entry_copy (const FsEntry *entry);

@@ -15,8 +15,8 @@ struct _FsS3BodyStream
   GInputStream *source;
   guint64 length;
   guint64 pos;
-  guint64 source_read;
-  GError *length_error;
+  gboolean source_touched;
+  GError *source_error;
 };
 
 G_DEFINE_FINAL_TYPE (FsS3BodyStream, fs_s3_body_stream, G_TYPE_INPUT_STREAM)
@@ -24,22 +24,29 @@ G_DEFINE_FINAL_TYPE (FsS3BodyStream, fs_s3_body_stream, G_TYPE_INPUT_STREAM)
 static void
 set_length_error (FsS3BodyStream *self, GError **error)
 {
-  if (self->length_error == NULL)
-    self->length_error
+  if (self->source_error == NULL)
+    self->source_error
       = g_error_new (G_IO_ERROR, G_IO_ERROR_PARTIAL_INPUT,
                      _("The data changed while it was sent: not the %llu bytes announced"),
                      (unsigned long long)self->length);
-  g_propagate_error (error, g_error_copy (self->length_error));
+  g_propagate_error (error, g_error_copy (self->source_error));
 }
 
 static gssize
 read_source (FsS3BodyStream *self, void *buffer, gsize count, GCancellable *cancellable,
              GError **error)
 {
-  gssize n = g_input_stream_read (self->source, buffer, count, cancellable, error);
+  g_autoptr (GError) local_error = NULL;
+  gssize n;
 
-  if (n > 0)
-    self->source_read += (guint64)n;
+  self->source_touched = TRUE;
+  n = g_input_stream_read (self->source, buffer, count, cancellable, &local_error);
+  if (n < 0)
+    {
+      if (self->source_error == NULL)
+        self->source_error = g_error_copy (local_error);
+      g_propagate_error (error, g_steal_pointer (&local_error));
+    }
   return n;
 }
 
@@ -102,7 +109,7 @@ fs_s3_body_stream_finalize (GObject *object)
 
   g_bytes_unref (self->head);
   g_object_unref (self->source);
-  g_clear_error (&self->length_error);
+  g_clear_error (&self->source_error);
   G_OBJECT_CLASS (fs_s3_body_stream_parent_class)->finalize (object);
 }
 
@@ -137,16 +144,16 @@ fs_s3_body_stream_new (GBytes *head, GInputStream *source, guint64 length)
   return self;
 }
 
-guint64
-fs_s3_body_stream_get_source_read (FsS3BodyStream *self)
+gboolean
+fs_s3_body_stream_source_touched (FsS3BodyStream *self)
 {
-  g_return_val_if_fail (FS_IS_S3_BODY_STREAM (self), 0);
-  return self->source_read;
+  g_return_val_if_fail (FS_IS_S3_BODY_STREAM (self), TRUE);
+  return self->source_touched;
 }
 
 const GError *
-fs_s3_body_stream_get_length_error (FsS3BodyStream *self)
+fs_s3_body_stream_get_source_error (FsS3BodyStream *self)
 {
   g_return_val_if_fail (FS_IS_S3_BODY_STREAM (self), NULL);
-  return self->length_error;
+  return self->source_error;
 }

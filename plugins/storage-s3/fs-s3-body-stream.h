@@ -4,7 +4,7 @@
  * read with G_IO_ERROR_PARTIAL_INPUT: the request is never completed with
  * data other than announced (the last bytes are only handed out once the
  * source is known to end there). Such a body can be sent again only while
- * nothing has been read from @source (fs_s3_body_stream_get_source_read()). */
+ * nothing has been read from @source (fs_s3_body_stream_source_touched()). */
 #pragma once
 
 #include <gio/gio.h>
@@ -15,9 +15,10 @@ G_BEGIN_DECLS
 G_DECLARE_FINAL_TYPE (FsS3BodyStream, fs_s3_body_stream, FS, S3_BODY_STREAM, GInputStream)
 
 FsS3BodyStream *fs_s3_body_stream_new (GBytes *head, GInputStream *source, guint64 length);
-/* How many bytes this stream has read from the source. */
-guint64 fs_s3_body_stream_get_source_read (FsS3BodyStream *self);
-/* The G_IO_ERROR_PARTIAL_INPUT a read failed with, or NULL. */
-const GError *fs_s3_body_stream_get_length_error (FsS3BodyStream *self);
+/* Whether this stream has tried to read from the source. */
+gboolean fs_s3_body_stream_source_touched (FsS3BodyStream *self);
+/* Why reading the source failed (its own error, or G_IO_ERROR_PARTIAL_INPUT
+ * when its length was not the one announced), or NULL. */
+const GError *fs_s3_body_stream_get_source_error (FsS3BodyStream *self);
 
 G_END_DECLS

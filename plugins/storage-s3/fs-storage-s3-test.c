@@ -140,6 +140,7 @@ struct _TestGenStream
   guint64 pos;
   guint64 seed;
   guint64 cancel_at; /* cancels @cancel once this many bytes were produced */
+  guint64 fail_at;   /* fails reads from there on */
   GCancellable *cancel;
   GChecksum *sha256;
 };
@@ -168,6 +169,12 @@ test_gen_stream_read (GInputStream *stream, void *buffer, gsize count, GCancella
     g_cancellable_cancel (self->cancel);
   if (g_cancellable_set_error_if_cancelled (cancellable, error))
     return -1;
+  if (self->pos >= self->fail_at)
+    {
+      g_set_error_literal (error, G_IO_ERROR, G_IO_ERROR_FAILED, "the test source fails here");
+      return -1;
+    }
+  n = MIN (n, self->fail_at - self->pos);
   for (guint64 j = 0; j < n; j++)
     {
       guint64 idx = self->pos + j;
@@ -202,6 +209,7 @@ test_gen_stream_init (TestGenStream *self)
 {
   self->sha256 = g_checksum_new (G_CHECKSUM_SHA256);
   self->cancel_at = G_MAXUINT64;
+  self->fail_at = G_MAXUINT64;
 }
 
 static TestGenStream *
@@ -845,6 +853,29 @@ test_streamed_length_mismatch (Fixture *fx, gconstpointer data)
     }
 }
 
+/* A source that fails while it is streamed up (a read error of the file):
+ * the put fails with that error, not as a transient failure to retry, and
+ * the object that was there stays as it was. */
+static void
+test_streamed_source_fails (Fixture *fx, gconstpointer data)
+{
+  g_autofree gchar *key = key_of (fx, "unreadable");
+  g_autofree gchar *good = put_generated_ok (fx->storage, key, 2 * MiB, 6, NULL);
+  g_autoptr (TestGenStream) src = test_gen_stream_new (6 * MiB, 50);
+  g_autoptr (GError) error = NULL;
+  guint64 retries = retries_of (fx->storage);
+
+  src->fail_at = 3 * MiB;
+  fs_stream_set_length (G_INPUT_STREAM (src), 6 * MiB);
+  g_assert_false (fs_storage_put (fx->storage, key, G_INPUT_STREAM (src), NULL, NULL, NULL,
+                                  &error));
+  g_test_message ("%s", error->message);
+  g_assert_error (error, G_IO_ERROR, G_IO_ERROR_FAILED);
+  g_assert_nonnull (strstr (error->message, "the test source fails here"));
+  g_assert_cmpuint (retries_of (fx->storage), ==, retries);
+  assert_object (fx->storage, key, 2 * MiB, good);
+}
+
 /* Connection resets and SlowDown answers after the body was sent: the put
  * cannot replay a body it read from its source, and says so
  * (FS_STORAGE_ERROR_STREAM_CONSUMED) instead of sending anything else; put
@@ -1024,6 +1055,7 @@ main (int argc, char **argv)
   ADD ("retries-replay-the-spool", test_retries_replay_the_spool);
   ADD ("streamed-single-put", test_streamed_single_put);
   ADD ("streamed-length-mismatch", test_streamed_length_mismatch);
+  ADD ("streamed-source-fails", test_streamed_source_fails);
   ADD ("streamed-failure-put-again", test_streamed_failure_put_again);
   ADD ("conditional-put", test_conditional_put);
 #undef ADD

@@ -119,6 +119,9 @@ typedef struct
    * body_length bytes, whose SHA-256 is body_sha256 (hex), to each attempt. */
   S3BodyFunc body_func;
   gpointer body_data;
+  /* Optional: whether body_func can give the body again after an attempt
+   * failed with @cause; asked before the backoff of a retry. */
+  gboolean (*body_check) (gpointer body_data, const GError *cause, GError **error);
   guint64 body_length;
   const gchar *body_sha256;
   gboolean want_stream; /* hand back the body stream of a 200/206 */
@@ -331,13 +334,6 @@ set_body (const S3Request *req, SoupMessage *msg, GError **error)
   return TRUE;
 }
 
-/* libsoup drops the body of a message it restarts (it sends a request again
- * by itself when a kept-alive connection turns out to be closed, or when
- * reading the body failed on one): give it the body again, so that replay is
- * exact too. Not after a redirect that turned the request into a GET. A body
- * that cannot be given again must not leave the request to go out without
- * one (an UNSIGNED-PAYLOAD PUT would store an empty object): the attempt is
- * cancelled and fails with the reason. */
 /* A "cancelled" handler of a parent cancellable: cancels @child too. */
 static void
 cancel_child (GCancellable *parent, gpointer child)
@@ -345,6 +341,13 @@ cancel_child (GCancellable *parent, gpointer child)
   g_cancellable_cancel (G_CANCELLABLE (child));
 }
 
+/* libsoup drops the body of a message it restarts (it sends a request again
+ * by itself when a kept-alive connection turns out to be closed, or when
+ * reading the body failed on one): give it the body again, so that replay is
+ * exact too. Not after a redirect that turned the request into a GET. A body
+ * that cannot be given again must not leave the request to go out without
+ * one (an UNSIGNED-PAYLOAD PUT would store an empty object): the attempt is
+ * cancelled and fails with the reason. */
 typedef struct
 {
   const S3Request *req;
@@ -425,6 +428,30 @@ attempt_presigned (FsStorageS3 *self, const S3Request *req, S3Response *resp,
   return send_message (self, req, msg, "(presigned URL)", resp, cancellable, error);
 }
 
+/* send_message() of a request with a body, given again to libsoup if it
+ * restarts the message (see Restart). */
+static AttemptResult
+send_with_body (FsStorageS3 *self, const S3Request *req, SoupMessage *msg, const gchar *url,
+                S3Response *resp, GCancellable *cancellable, GError **error)
+{
+  g_auto (Restart) restart = { 0 };
+  g_autoptr (GError) local_error = NULL;
+  AttemptResult result;
+
+  restart_init (&restart, req, cancellable);
+  g_signal_connect (msg, "restarted", G_CALLBACK (message_restarted), &restart);
+  result = send_message (self, req, msg, url, resp, restart.cancellable, &local_error);
+  g_signal_handlers_disconnect_by_func (msg, message_restarted, &restart);
+  if (result != ATTEMPT_OK && restart.error != NULL && !g_cancellable_is_cancelled (cancellable))
+    {
+      g_propagate_error (error, g_steal_pointer (&restart.error));
+      return ATTEMPT_FAIL;
+    }
+  if (result != ATTEMPT_OK)
+    g_propagate_error (error, g_steal_pointer (&local_error));
+  return result;
+}
+
 static AttemptResult
 attempt (FsStorageS3 *self, const S3Request *req, S3Response *resp, GCancellable *cancellable,
          GError **error)
@@ -493,25 +520,7 @@ attempt (FsStorageS3 *self, const S3Request *req, S3Response *resp, GCancellable
     return ATTEMPT_FAIL;
   if (req->body == NULL && req->body_func == NULL)
     return send_message (self, req, msg, url, resp, cancellable, error);
-  {
-    g_auto (Restart) restart = { 0 };
-    g_autoptr (GError) local_error = NULL;
-    AttemptResult result;
-
-    restart_init (&restart, req, cancellable);
-    g_signal_connect (msg, "restarted", G_CALLBACK (message_restarted), &restart);
-    result = send_message (self, req, msg, url, resp, restart.cancellable, &local_error);
-    g_signal_handlers_disconnect_by_func (msg, message_restarted, &restart);
-    if (result != ATTEMPT_OK && restart.error != NULL
-        && !g_cancellable_is_cancelled (cancellable))
-      {
-        g_propagate_error (error, g_steal_pointer (&restart.error));
-        return ATTEMPT_FAIL;
-      }
-    if (result != ATTEMPT_OK)
-      g_propagate_error (error, g_steal_pointer (&local_error));
-    return result;
-  }
+  return send_with_body (self, req, msg, url, resp, cancellable, error);
 }
 
 /* Sends @msg and maps the outcome; @url is only logged (never a presigned one). */
@@ -540,7 +549,7 @@ send_message (FsStorageS3 *self, const S3Request *req, SoupMessage *msg, const g
       g_autofree gchar *what = what_failed (self, req);
 
       /* Cancelled, or a streamed body that was not what it announced
-       * (fs-s3-tee-stream.h): sending it again would not help. */
+       * (fs-s3-body-stream.h): sending it again would not help. */
       if (g_error_matches (local_error, G_IO_ERROR, G_IO_ERROR_CANCELLED)
           || g_error_matches (local_error, G_IO_ERROR, G_IO_ERROR_PARTIAL_INPUT))
         {
@@ -656,6 +665,8 @@ s3_execute (FsStorageS3 *self, const S3Request *req, S3Response *resp, GCancella
                                       _("Gave up after %u retries: "), n);
           return FALSE;
         }
+      if (req->body_check != NULL && !req->body_check (req->body_data, local_error, error))
+        return FALSE;
       g_debug ("retry %u of %s: %s", n + 1, req->method, local_error->message);
       count_retry (self);
       if (!backoff (n + 1, cancellable))
@@ -2042,34 +2053,45 @@ typedef struct
   FsS3BodyStream *body; /* the last one handed out */
 } StreamedPut;
 
-/* S3BodyFunc: a body that streams @source. Another attempt (a retry, or
- * libsoup restarting the message) can have one only while nothing was read
- * from the source yet; after that the caller must put again from a fresh
- * source (FS_STORAGE_ERROR_STREAM_CONSUMED). */
+/* S3Request.body_check of a streamed put: the body can be given again only
+ * while nothing was read from the source; after that the caller must put
+ * again from a fresh source (FS_STORAGE_ERROR_STREAM_CONSUMED), unless the
+ * source itself failed, which is the error then. */
+static gboolean
+streamed_body_check (gpointer user_data, const GError *cause, GError **error)
+{
+  StreamedPut *put = user_data;
+  const GError *source_error;
+
+  if (put->body == NULL)
+    return TRUE;
+  source_error = fs_s3_body_stream_get_source_error (put->body);
+  if (source_error != NULL)
+    {
+      g_propagate_error (error, g_error_copy (source_error));
+      return FALSE;
+    }
+  if (fs_s3_body_stream_source_touched (put->body))
+    {
+      g_set_error (error, FS_STORAGE_ERROR, FS_STORAGE_ERROR_STREAM_CONSUMED,
+                   _("%s; the data was being read as it was sent, and has to be read and sent "
+                     "again"),
+                   cause != NULL ? cause->message : _("Sending failed"));
+      return FALSE;
+    }
+  return TRUE;
+}
+
+/* S3BodyFunc: a body that streams @source, each time from its first byte
+ * (streamed_body_check() tells when that is no longer possible). */
 static GInputStream *
 streamed_body (gpointer user_data, GError **error)
 {
   StreamedPut *put = user_data;
 
-  if (put->body != NULL)
-    {
-      const GError *length_error = fs_s3_body_stream_get_length_error (put->body);
-
-      if (length_error != NULL)
-        {
-          g_propagate_error (error, g_error_copy (length_error));
-          return NULL;
-        }
-      if (fs_s3_body_stream_get_source_read (put->body) > 0)
-        {
-          g_set_error (error, FS_STORAGE_ERROR, FS_STORAGE_ERROR_STREAM_CONSUMED,
-                       _("Sending ‘%s’ failed after part of it had been read; it has to be "
-                         "read and sent again"),
-                       put->key);
-          return NULL;
-        }
-      g_clear_object (&put->body);
-    }
+  if (!streamed_body_check (put, NULL, error))
+    return NULL;
+  g_clear_object (&put->body);
   put->body = fs_s3_body_stream_new (put->head, put->source, put->length);
   return g_object_ref (G_INPUT_STREAM (put->body));
 }
@@ -2089,6 +2111,7 @@ put_streamed (FsStorageS3 *self, const gchar *key, GBytes *head, GInputStream *s
   S3Request req = { .method = "PUT",
                     .key = key,
                     .body_func = streamed_body,
+                    .body_check = streamed_body_check,
                     .body_data = &put,
                     .body_length = length,
                     .body_sha256 = FS_SIGV4_UNSIGNED_PAYLOAD };

@@ -131,7 +131,8 @@ class Device:
 
 
 def snapshot(root):
-    """{relative path bytes: (kind, content or target, exec bit)} without the trash."""
+    """{relative path bytes: (kind, content or target, exec bit)} without the trash.
+    A file that goes away while the tree is walked is left out."""
     result = {}
     root_b = os.fsencode(root)
     for dirpath, dirnames, filenames in os.walk(root_b):
@@ -151,12 +152,17 @@ def snapshot(root):
         for f in filenames:
             full = os.path.join(dirpath, f)
             rel = os.path.join(rel_dir, f) if rel_dir else f
-            st = os.lstat(full)
-            if stat.S_ISLNK(st.st_mode):
-                result[rel] = ("link", os.readlink(full), False)
-            else:
-                with open(full, "rb") as fh:
-                    result[rel] = ("file", fh.read(), bool(st.st_mode & 0o100))
+            try:
+                st = os.lstat(full)
+                if stat.S_ISLNK(st.st_mode):
+                    result[rel] = ("link", os.readlink(full), False)
+                else:
+                    with open(full, "rb") as fh:
+                        result[rel] = ("file", fh.read(), bool(st.st_mode & 0o100))
+            except FileNotFoundError:
+                # gone since the directory was listed (a running daemon's
+                # temporary file renamed into place): not part of the tree
+                pass
     return result
 
 

@@ -1,5 +1,6 @@
 /* Unit tests of the scanner (fs_scan) on temporary trees. */
 #include <errno.h>
+#include <fcntl.h>
 #include <glib.h>
 #include <glib/gstdio.h>
 #include <string.h>
@@ -587,6 +588,23 @@ test_scanner_unreadable (void)
   remove_tree (root);
 }
 
+/* Last written an hour ago. */
+static void
+set_old_mtime (const gchar *root, const gchar *rel)
+{
+  g_autofree gchar *path = g_build_filename (root, rel, NULL);
+  struct timespec times[2] = { { 0, UTIME_OMIT }, { time (NULL) - 3600, 0 } };
+
+  g_assert_cmpint (utimensat (AT_FDCWD, path, times, 0), ==, 0);
+}
+
+static gboolean
+defer_new_txt (gpointer data, const gchar *key)
+{
+  g_ptr_array_add (data, g_strdup (key));
+  return g_str_has_suffix (key, "/new.txt");
+}
+
 /* fs_scan_paths: only the given paths, the same entries a walk would give,
  * and "needs a walk" where only a walk can tell. */
 static void
@@ -618,7 +636,7 @@ test_scanner_paths (void)
     g_autoptr (FsScanResult) r = NULL;
 
     write_file (root, "docs/a.txt", "changed");
-    r = fs_scan_paths (root, base, whole->ignore, paths, &full, NULL, &error);
+    r = fs_scan_paths (root, base, whole->ignore, paths, NULL, NULL, &full, NULL, &error);
     g_assert_no_error (error);
     g_assert_nonnull (r);
     g_assert_false (full);
@@ -627,6 +645,40 @@ test_scanner_paths (void)
     g_assert_nonnull (get (r, "docs/a.txt"));
     g_assert_cmpstr (get (r, "docs/a.txt")->hash, !=, get (whole, "docs/a.txt")->hash);
     g_assert_cmpuint (r->stats.files_hashed, ==, 1);
+  }
+  /* New files: the one the defer function keeps for its upload is not read
+   * (hash NULL, its stat data all the same); the other one is hashed; one
+   * written just now is hashed without asking (two reads must agree), and
+   * so is a file with a base entry. */
+  {
+    const gchar *paths[] = { "docs/new.txt", "docs/other.txt", "docs/fresh.txt", "docs/b.txt",
+                             NULL };
+    gboolean full = TRUE;
+    g_autoptr (GError) error = NULL;
+    g_autoptr (FsScanResult) r = NULL;
+    g_autoptr (GPtrArray) asked = g_ptr_array_new_with_free_func (g_free);
+
+    write_file (root, "docs/new.txt", "new");
+    write_file (root, "docs/other.txt", "other");
+    write_file (root, "docs/fresh.txt", "fresh");
+    write_file (root, "docs/b.txt", "b, changed");
+    set_old_mtime (root, "docs/new.txt");
+    set_old_mtime (root, "docs/other.txt");
+    set_old_mtime (root, "docs/b.txt");
+    r = fs_scan_paths (root, base, whole->ignore, paths, defer_new_txt, asked, &full, NULL,
+                       &error);
+    g_assert_no_error (error);
+    g_assert_nonnull (r);
+    g_assert_cmpuint (asked->len, ==, 2);
+    g_assert_cmpstr (g_ptr_array_index (asked, 0), ==, "docs/new.txt");
+    g_assert_cmpstr (g_ptr_array_index (asked, 1), ==, "docs/other.txt");
+    g_assert_null (get (r, "docs/new.txt")->hash);
+    g_assert_cmpuint (get (r, "docs/new.txt")->size, ==, 3);
+    g_assert_cmpuint (get (r, "docs/new.txt")->kind, ==, FS_KIND_FILE);
+    g_assert_nonnull (get (r, "docs/other.txt")->hash);
+    g_assert_nonnull (get (r, "docs/fresh.txt")->hash);
+    g_assert_nonnull (get (r, "docs/b.txt")->hash);
+    g_assert_cmpuint (r->stats.files_hashed, ==, 3);
   }
   /* Only a walk can tell: a directory, an ignore file, a non-ASCII name, a
    * path through a symbolic link (never followed). */
@@ -638,7 +690,7 @@ test_scanner_paths (void)
         const gchar *paths[] = { cases[i], NULL };
         gboolean full = FALSE;
         g_autoptr (GError) error = NULL;
-        g_autoptr (FsScanResult) r = fs_scan_paths (root, base, whole->ignore, paths, &full, NULL,
+        g_autoptr (FsScanResult) r = fs_scan_paths (root, base, whole->ignore, paths, NULL, NULL, &full, NULL,
                                                     &error);
         g_assert_no_error (error);
         g_assert_null (r);
