@@ -36,7 +36,11 @@ def reap(proc):
 
 
 def run(cmd, env=None, cwd=None, timeout=1200):
-    """Runs @cmd to completion; stdout and stderr are kept (as text)."""
+    """Runs @cmd to completion; stdout and stderr are kept (as text). The
+    dirty pages of earlier steps are written back first (sync), so that
+    their writeback does not slow this one (s3rver writes every object
+    to disk; a download writes the file)."""
+    os.sync()
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         t0 = time.monotonic()
         proc = subprocess.Popen(cmd, env=env, cwd=cwd, stdin=subprocess.DEVNULL, stdout=out,

@@ -266,6 +266,7 @@ def w3_w4(ctx):
         ctx.m["w3_fs_runs"] = []
         for _ in range(2):
             dev.stop_daemon()
+            os.sync()  # the set-up's writeback (s3rver's objects, the tree) is not W3's
             t0 = time.monotonic()
             dev.start()
             st = dev.wait_idle(1, timeout=600)
