@@ -478,10 +478,16 @@ scan_subdir (ScanState *state, int dirfd, const gchar *name, const gchar *key,
  * the second pass, in tree order. */
 typedef struct {
   gchar *name; /* on disk */
-  gchar *nfc;
+  gchar *nfc;  /* NULL: the same as @name (ASCII) */
   struct stat st;
   int stat_errno; /* fstatat failed: keep the base state */
 } Child;
+
+static const gchar *
+child_nfc (const Child *c)
+{
+  return c->nfc != NULL ? c->nfc : c->name;
+}
 
 static void
 child_free (Child *c)
@@ -494,7 +500,44 @@ child_free (Child *c)
 static gint
 compare_children (gconstpointer a, gconstpointer b)
 {
-  return strcmp ((*(Child *const *) a)->nfc, (*(Child *const *) b)->nfc);
+  return strcmp (child_nfc (*(Child *const *) a), child_nfc (*(Child *const *) b));
+}
+
+/* Case folding of ASCII names, without a folded copy (g_utf8_casefold()
+ * agrees with it on ASCII). */
+static guint
+ascii_case_hash (gconstpointer v)
+{
+  guint32 h = 5381;
+
+  for (const gchar *p = v; *p != '\0'; p++)
+    h = (h << 5) + h + (guchar) g_ascii_tolower (*p);
+  return h;
+}
+
+static gboolean
+ascii_case_equal (gconstpointer a, gconstpointer b)
+{
+  return g_ascii_strcasecmp (a, b) == 0;
+}
+
+/* @buf holding @prefix and a '/' (@base_len bytes; none for the root), then @name. */
+static const gchar *
+path_in (GString *buf, gsize base_len, const gchar *name)
+{
+  g_string_truncate (buf, base_len);
+  return g_string_append (buf, name)->str;
+}
+
+static GString *
+path_buf_new (const gchar *prefix, gsize *base_len)
+{
+  GString *buf = g_string_new (prefix);
+
+  if (prefix[0] != '\0')
+    g_string_append_c (buf, '/');
+  *base_len = buf->len;
+  return buf;
 }
 
 /* Scans the directory open as @fd (taken over and closed). Two passes: the
@@ -507,10 +550,13 @@ scan_dir (ScanState *state, int fd, const gchar *key_prefix, const gchar *disk_p
 {
   g_autoptr (GPtrArray) names = g_ptr_array_new_with_free_func (g_free);
   g_autoptr (GPtrArray) children = g_ptr_array_new_with_free_func ((GDestroyNotify) child_free);
-  g_autoptr (GHashTable) nfc_seen = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
-  g_autoptr (GHashTable) fold_seen =
-    g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
+  g_autoptr (GHashTable) nfc_seen = NULL;
+  g_autoptr (GHashTable) fold_seen = NULL;
+  gsize key_base, disk_base;
+  g_autoptr (GString) key_buf = path_buf_new (key_prefix, &key_base);
+  g_autoptr (GString) disk_buf = path_buf_new (disk_prefix, &disk_base);
   gboolean has_ignore_file = FALSE;
+  gboolean all_ascii = TRUE;
   gboolean ok = TRUE;
   struct dirent *de;
   DIR *dir;
@@ -533,6 +579,7 @@ scan_dir (ScanState *state, int fd, const gchar *key_prefix, const gchar *disk_p
         continue;
       if (g_str_equal (de->d_name, IGNORE_FILE))
         has_ignore_file = TRUE;
+      all_ascii = all_ascii && is_ascii (de->d_name);
       g_ptr_array_add (names, g_strdup (de->d_name));
     }
   g_ptr_array_sort (names, compare_names);
@@ -540,13 +587,22 @@ scan_dir (ScanState *state, int fd, const gchar *key_prefix, const gchar *disk_p
   if (has_ignore_file)
     read_ignore_file (state, dfd, key_prefix);
 
+  /* Names that are all ASCII (nearly every directory) are their own NFC and
+   * fold by ASCII case alone: no twins to look for, no copies to make. */
+  if (all_ascii)
+    fold_seen = g_hash_table_new (ascii_case_hash, ascii_case_equal);
+  else
+    {
+      nfc_seen = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
+      fold_seen = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
+    }
+
   for (guint i = 0; i < names->len; i++)
     {
       const gchar *name = g_ptr_array_index (names, i);
-      g_autofree gchar *nfc = NULL;
-      g_autofree gchar *key = NULL;
-      g_autofree gchar *disk = NULL;
-      g_autofree gchar *fold = NULL;
+      g_autofree gchar *nfc_owned = NULL;
+      const gchar *nfc;
+      const gchar *key;
       const gchar *twin;
       const gchar *fold_twin;
       Child *child;
@@ -561,9 +617,9 @@ scan_dir (ScanState *state, int fd, const gchar *key_prefix, const gchar *disk_p
         }
 
       if (is_ascii (name))
-        nfc = g_strdup (name);
+        nfc = name;
       else
-        nfc = fs_path_normalize (name);
+        nfc = nfc_owned = fs_path_normalize (name);
       if (nfc == NULL)
         {
           g_autofree gchar *escaped = g_strescape (name, NULL);
@@ -571,8 +627,7 @@ scan_dir (ScanState *state, int fd, const gchar *key_prefix, const gchar *disk_p
           add_warning (state, _("Skipping ‘%s’: its name is not valid UTF-8"), shown);
           continue;
         }
-      key = join (key_prefix, nfc);
-      disk = join (disk_prefix, name);
+      key = path_in (key_buf, key_base, nfc);
 
       child = g_new0 (Child, 1);
       if (fstatat (dfd, name, &child->st, AT_SYMLINK_NOFOLLOW) != 0)
@@ -583,8 +638,8 @@ scan_dir (ScanState *state, int fd, const gchar *key_prefix, const gchar *disk_p
               continue;
             }
           child->stat_errno = errno;
-          child->name = g_strdup (name);
-          child->nfc = g_steal_pointer (&nfc);
+          child->name = g_steal_pointer (&names->pdata[i]);
+          child->nfc = g_steal_pointer (&nfc_owned);
           g_ptr_array_add (children, child);
           continue;
         }
@@ -605,45 +660,57 @@ scan_dir (ScanState *state, int fd, const gchar *key_prefix, const gchar *disk_p
           continue;
         }
 
-      twin = g_hash_table_lookup (nfc_seen, nfc);
+      twin = nfc_seen != NULL ? g_hash_table_lookup (nfc_seen, nfc) : NULL;
       if (twin != NULL)
         {
           g_autofree gchar *twin_disk = join (disk_prefix, twin);
           add_warning (state,
                        _("Skipping ‘%s’: its name is the same as ‘%s’ after Unicode "
                          "normalization"),
-                       disk, twin_disk);
+                       path_in (disk_buf, disk_base, name), twin_disk);
           g_free (child);
           continue;
         }
-      g_hash_table_insert (nfc_seen, g_strdup (nfc), (gpointer) name);
+      if (nfc_seen != NULL)
+        g_hash_table_insert (nfc_seen, g_strdup (nfc), (gpointer) name);
 
-      fold = g_utf8_casefold (nfc, -1);
-      fold_twin = g_hash_table_lookup (fold_seen, fold);
+      if (all_ascii)
+        {
+          /* Keys and values are the children's names, alive as long as the table. */
+          fold_twin = g_hash_table_lookup (fold_seen, nfc);
+          if (fold_twin == NULL)
+            g_hash_table_insert (fold_seen, (gpointer) nfc, (gpointer) nfc);
+        }
+      else
+        {
+          g_autofree gchar *fold = g_utf8_casefold (nfc, -1);
+
+          fold_twin = g_hash_table_lookup (fold_seen, fold);
+          if (fold_twin == NULL)
+            g_hash_table_insert (fold_seen, g_steal_pointer (&fold), g_strdup (nfc));
+        }
       if (fold_twin != NULL)
         {
           g_autofree gchar *twin_key = join (key_prefix, fold_twin);
           add_warning (state, _("‘%s’ and ‘%s’ would collide on a case-insensitive file system"),
                        twin_key, key);
         }
-      else
-        g_hash_table_insert (fold_seen, g_steal_pointer (&fold), g_strdup (nfc));
 
-      child->name = g_strdup (name);
-      child->nfc = g_steal_pointer (&nfc);
+      child->name = g_steal_pointer (&names->pdata[i]);
+      child->nfc = g_steal_pointer (&nfc_owned);
       g_ptr_array_add (children, child);
     }
-  g_clear_pointer (&names, g_ptr_array_unref);
   g_clear_pointer (&nfc_seen, g_hash_table_unref);
   g_clear_pointer (&fold_seen, g_hash_table_unref);
+  g_clear_pointer (&names, g_ptr_array_unref);
 
   /* Names hold no '/': their byte order is the tree order of the keys. */
   g_ptr_array_sort (children, compare_children);
   for (guint i = 0; i < children->len && ok; i++)
     {
       Child *c = g_ptr_array_index (children, i);
-      g_autofree gchar *key = join (key_prefix, c->nfc);
-      g_autofree gchar *disk = join (disk_prefix, c->name);
+      const gchar *key = path_in (key_buf, key_base, child_nfc (c));
+      const gchar *disk = path_in (disk_buf, disk_base, c->name);
 
       if (g_cancellable_set_error_if_cancelled (state->cancellable, error))
         ok = FALSE;
