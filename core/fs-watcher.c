@@ -11,7 +11,9 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/magic.h>
 #include <sys/stat.h>
+#include <sys/vfs.h>
 
 #include <glib/gi18n-lib.h>
 #include <string.h>
@@ -229,6 +231,29 @@ drop_subtree (FsWatcher *self, const gchar *rel)
     g_debug ("dropped %u monitors below %s", below->len, rel);
 }
 
+/* Whether the directory open as @fd has no subdirectory, as its link count
+ * tells on file systems that count them (2: "." and its entry in the
+ * parent), as find(1) does: no need to list its files then. Its monitor
+ * exists already, so a subdirectory made from now on is an event. */
+static gboolean
+has_no_subdirectories (int fd)
+{
+  struct stat st;
+  struct statfs sfs;
+
+  if (fstat (fd, &st) != 0 || st.st_nlink != 2 || fstatfs (fd, &sfs) != 0)
+    return FALSE;
+  switch ((unsigned long) sfs.f_type)
+    {
+    case EXT4_SUPER_MAGIC: /* ext2, ext3 too */
+    case XFS_SUPER_MAGIC:
+    case TMPFS_MAGIC:
+      return TRUE;
+    default: /* btrfs counts 1, others may not count at all */
+      return FALSE;
+    }
+}
+
 /* Adds monitors for @rel and every directory below it that is not watched
  * yet; the paths of everything found below @rel go to @contents when it is
  * not NULL. Each directory is listed after its monitor exists, so nothing
@@ -287,6 +312,11 @@ watch_tree (FsWatcher *self, const gchar *rel, GPtrArray *contents)
            * on it would only make GIO poll for it. */
           g_debug ("not watching %s: %s", g_file_peek_path (dir_file), g_strerror (errno));
           g_tree_remove (self->monitors, dir);
+          continue;
+        }
+      if (contents == NULL && has_no_subdirectories (dirfd (dir_stream)))
+        {
+          closedir (dir_stream);
           continue;
         }
       while ((de = readdir (dir_stream)) != NULL)

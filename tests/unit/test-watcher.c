@@ -261,6 +261,38 @@ test_new_directory (void)
   fixture_teardown (&fx);
 }
 
+/* A directory without subdirectories is not listed at the start (its link
+ * count says so on ext4, xfs and tmpfs): one made in it later is watched
+ * all the same, from the event of its creation. */
+static void
+test_leaf_directory_grows (void)
+{
+  Fixture fx;
+
+  fixture_setup (&fx);
+  make_dir (fx.root, "leaf");
+  for (guint i = 0; i < 50; i++)
+    {
+      g_autofree gchar *name = g_strdup_printf ("leaf/f%02u.txt", i);
+      write_file (fx.root, name, "x");
+    }
+  if (!fixture_start (&fx, 30))
+    {
+      fixture_teardown (&fx);
+      return;
+    }
+  g_assert_cmpuint (fs_watcher_get_n_watches (fx.watcher), ==, 2);
+
+  make_dir (fx.root, "leaf/sub");
+  write_file (fx.root, "leaf/sub/g.txt", "x");
+  g_assert_true (wait_for (&fx, "leaf/sub/g.txt"));
+  g_assert_cmpuint (fs_watcher_get_n_watches (fx.watcher), ==, 3);
+  write_file (fx.root, "leaf/sub/h.txt", "x");
+  g_assert_true (wait_for (&fx, "leaf/sub/h.txt"));
+
+  fixture_teardown (&fx);
+}
+
 static void
 test_rename_directory (void)
 {
@@ -594,6 +626,7 @@ main (int argc, char **argv)
 
   g_test_add_func ("/watcher/files", test_files);
   g_test_add_func ("/watcher/new-directory", test_new_directory);
+  g_test_add_func ("/watcher/leaf-directory-grows", test_leaf_directory_grows);
   g_test_add_func ("/watcher/rename-directory", test_rename_directory);
   g_test_add_func ("/watcher/delete-directory", test_delete_directory);
   g_test_add_func ("/watcher/internal-names", test_internal_names);
