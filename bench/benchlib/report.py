@@ -159,17 +159,18 @@ def out_of_reach(m, scale):
             out.append("- W2/W5 download %s ≥ 2× rclone: that is %.0f MB/s, above the server's "
                        "own GET ceiling of %.0f MB/s (curl, same run)."
                        % (kind, 2 * m[key]["mb_s"], m["get_big_mb_s"]))
-    for direction, step, what in (("up", "libdeflate1", "compressing alone (libdeflate level 1, "
-                                   "the fastest zlib-format encoder in Debian 12)"),
-                                  ("down", "inflate", "inflating alone (libdeflate)")):
+    pipe = m.get("pipe", {})
+    for direction, op, what in (("up", "seal", "sealing alone (SHA-256 + libdeflate level 1, "
+                                 "the fastest zlib-format encoder in Debian 12, + AES-GCM)"),
+                                ("down", "open", "opening alone (AES-GCM + libdeflate inflate)")):
         key = "w2_text_rc_%s" % direction
-        if key not in m or ("text", step) not in steps:
+        if key not in m or ("text", op, 1) not in pipe:
             continue
-        floor = (1 << 30) / (steps[("text", step)] * 1e6)
+        floor = (1 << 30) / (pipe[("text", op, 1)] * 1e6)
         half = 0.5 * m[key]["cpu"] / gib
         if floor > half:
             out.append("- W6 CPU s/GiB, W2 %s text ≤ 0.5× rclone: that is %.2f s/GiB, but %s "
-                       "costs %.2f s/GiB on one core (rclone does not compress)."
+                       "costs %.2f s/GiB (limit line (a), one core; rclone does not compress)."
                        % (direction, half, what, floor))
     return out
 
