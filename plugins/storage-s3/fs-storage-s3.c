@@ -2046,7 +2046,6 @@ put_spooled (FsStorageS3 *self, const gchar *key, GBytes *head_in, GInputStream 
 
 typedef struct
 {
-  const gchar *key;
   GBytes *head;
   GInputStream *source;
   guint64 length;
@@ -2107,7 +2106,7 @@ put_streamed (FsStorageS3 *self, const gchar *key, GBytes *head, GInputStream *s
               guint64 length, const gchar *expected_version, gchar **new_version,
               GCancellable *cancellable, GError **error)
 {
-  StreamedPut put = { .key = key, .head = head, .source = source, .length = length };
+  StreamedPut put = { .head = head, .source = source, .length = length };
   S3Request req = { .method = "PUT",
                     .key = key,
                     .body_func = streamed_body,
