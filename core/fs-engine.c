@@ -1326,6 +1326,8 @@ upload_file (FsEngine *self, const FsEntry *local, FsRecord *record, GError **er
     {
       g_autoptr(GError) local_error = NULL;
 
+      g_autofree gchar *key = NULL;
+
       if (upload_file_once (self, local, record, &local_error))
         return TRUE;
       if (!g_error_matches (local_error, FS_STORAGE_ERROR, FS_STORAGE_ERROR_STREAM_CONSUMED))
@@ -1333,16 +1335,19 @@ upload_file (FsEngine *self, const FsEntry *local, FsRecord *record, GError **er
           g_propagate_error (error, g_steal_pointer (&local_error));
           return FALSE;
         }
+      /* The body may have arrived with its answer lost: that object goes,
+       * and the next attempt is a version of its own, so the version a
+       * record names identifies one upload. */
+      key = g_strconcat (self->prefix, record->object, NULL);
+      fs_storage_delete (self->storage, key, NULL);
       if (attempt == PUT_ATTEMPTS)
         {
-          /* The last body may have arrived with its answer lost. */
-          g_autofree gchar *key = g_strconcat (self->prefix, record->object, NULL);
-
-          fs_storage_delete (self->storage, key, NULL);
           g_set_error (error, FS_STORAGE_ERROR, FS_STORAGE_ERROR_TRANSIENT, "‘%s’: %s",
                        fs_entry_disk_path (local), local_error->message);
           return FALSE;
         }
+      g_free (record->version);
+      record->version = random_id (16);
       g_debug ("%s: put again: %s", local->path, local_error->message);
     }
 }
@@ -1477,9 +1482,15 @@ check_object_header (GBytes *header, const FsRecord *remote, GError **error)
                                   (gssize) g_bytes_get_size (header), NULL) &&
       JSON_NODE_HOLDS_OBJECT (json_parser_get_root (parser)))
     {
+      const gchar *hash;
+
       o = json_node_get_object (json_parser_get_root (parser));
+      hash = json_object_get_string_member_with_default (o, "hash", NULL);
+      /* The writer's own account of the content, where it agrees with the record. */
       if (g_strcmp0 (json_object_get_string_member_with_default (o, "version", ""),
-                     remote->version) == 0)
+                     remote->version) == 0 &&
+          json_object_get_int_member_with_default (o, "size", -1) == (gint64) remote->size &&
+          (hash == NULL || g_strcmp0 (hash, remote->hash) == 0))
         return TRUE;
     }
   g_set_error_literal (error, FS_CRYPTO_ERROR, FS_CRYPTO_ERROR_CORRUPT,
