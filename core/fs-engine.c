@@ -1314,6 +1314,19 @@ upload_file_once (FsEngine *self, const FsEntry *local, FsRecord *record, GError
   return TRUE;
 }
 
+/* Deletes the content object of @record (written, never published). */
+static void
+delete_unpublished (FsEngine *self, const FsRecord *record)
+{
+  g_autofree gchar *key = NULL;
+
+  /* A pack member is left: the pack holds other files too. */
+  if (record->object == NULL || record->object_length > 0)
+    return;
+  key = g_strconcat (self->prefix, record->object, NULL);
+  fs_storage_delete (self->storage, key, NULL);
+}
+
 /* How often a file is read and put again when its put failed after part of
  * it was sent (FS_STORAGE_ERROR_STREAM_CONSUMED: a backend that sends while
  * the file is read cannot replay the body itself). */
@@ -1326,8 +1339,6 @@ upload_file (FsEngine *self, const FsEntry *local, FsRecord *record, GError **er
     {
       g_autoptr(GError) local_error = NULL;
 
-      g_autofree gchar *key = NULL;
-
       if (upload_file_once (self, local, record, &local_error))
         return TRUE;
       if (!g_error_matches (local_error, FS_STORAGE_ERROR, FS_STORAGE_ERROR_STREAM_CONSUMED))
@@ -1338,8 +1349,7 @@ upload_file (FsEngine *self, const FsEntry *local, FsRecord *record, GError **er
       /* The body may have arrived with its answer lost: that object goes,
        * and the next attempt is a version of its own, so the version a
        * record names identifies one upload. */
-      key = g_strconcat (self->prefix, record->object, NULL);
-      fs_storage_delete (self->storage, key, NULL);
+      delete_unpublished (self, record);
       if (attempt == PUT_ATTEMPTS)
         {
           g_set_error (error, FS_STORAGE_ERROR, FS_STORAGE_ERROR_TRANSIENT, "‘%s’: %s",
@@ -1350,19 +1360,6 @@ upload_file (FsEngine *self, const FsEntry *local, FsRecord *record, GError **er
       record->version = random_id (16);
       g_debug ("%s: put again: %s", local->path, local_error->message);
     }
-}
-
-/* Deletes the content object of @record (written, never published). */
-static void
-delete_unpublished (FsEngine *self, const FsRecord *record)
-{
-  g_autofree gchar *key = NULL;
-
-  /* A pack member is left: the pack holds other files too. */
-  if (record->object == NULL || record->object_length > 0)
-    return;
-  key = g_strconcat (self->prefix, record->object, NULL);
-  fs_storage_delete (self->storage, key, NULL);
 }
 
 /* Blocks until a worker finished @t; reports progress meanwhile. Sync thread. */
