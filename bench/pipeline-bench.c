@@ -2,14 +2,17 @@
  * of plaintext per second), the per-chunk pipeline of the object format
  * (docs/format.md), on one thread and on N threads:
  *
- *   seal = SHA-256 of the plaintext + libdeflate zlib level 1 (with the
- *          format's rule: the first chunk of an object is a probe; if it does
- *          not shrink, the rest of the object is stored raw) + AES-256-GCM
- *          seal: what the crypto-aes plugin does per chunk
- *   open = AES-256-GCM open + libdeflate inflate (compressed chunks): what
- *          the plugin does per chunk (the engine does not hash downloads)
- *   seal-zlib, open-zlib = the same with zlib's compress2 / uncompress (what
- *          the plugin did before libdeflate), for comparison
+ *   seal = SHA-256 of the plaintext + ISA-L igzip level 2, zlib format (with
+ *          the format's rule: the first chunk of an object is a probe; if it
+ *          does not shrink, the rest of the object is stored raw) +
+ *          AES-256-GCM seal: what the crypto-aes plugin does per chunk
+ *   open = AES-256-GCM open + libdeflate inflate (compressed chunks, made by
+ *          igzip): what the plugin does per chunk (the engine does not hash
+ *          downloads)
+ *   seal-libdeflate = seal with libdeflate level 1 (what the plugin used
+ *          before igzip), for comparison
+ *   seal-zlib, open-zlib = the same with zlib's compress2 level 1 /
+ *          uncompress (what the plugin used before libdeflate), for comparison
  *
  * and the single-thread speed of each step alone. The plaintext is the first
  * --mib MiB of each FILE, cut into 1 MiB chunks; an object is --object-mib
@@ -42,6 +45,7 @@
 
 #include <gcrypt.h>
 #include <gio/gio.h>
+#include <isa-l/igzip_lib.h>
 #include <libdeflate.h>
 #include <zlib.h>
 
@@ -55,7 +59,18 @@
 #define TAG 16
 #define AD_LEN 33 /* preamble (24) + u64 index + u8 last, as the format */
 
-typedef enum { OP_SEAL, OP_SEAL_ZLIB, OP_OPEN, OP_OPEN_ZLIB, OP_SEAL_PLUGIN, OP_OPEN_PLUGIN } Op;
+typedef enum {
+  OP_SEAL,
+  OP_SEAL_LIBDEFLATE,
+  OP_SEAL_ZLIB,
+  OP_OPEN,
+  OP_OPEN_ZLIB,
+  OP_SEAL_PLUGIN,
+  OP_OPEN_PLUGIN
+} Op;
+
+/* The encoder of a seal line (opening is libdeflate's, or zlib's). */
+typedef enum { CODEC_IGZIP, CODEC_LIBDEFLATE, CODEC_ZLIB } Codec;
 
 typedef struct {
   const uint8_t *plain; /* n_chunks chunks of plaintext */
@@ -141,26 +156,33 @@ gcm_open (gcry_cipher_hd_t hd, uint64_t index, int last, uint8_t *buf, size_t le
          && gcry_cipher_checktag (hd, tag, TAG) == 0;
 }
 
-/* Compressor state of one thread: libdeflate level 1 or zlib's compress2. */
+/* Compressor state of one thread: igzip level 2 (as the plugin), libdeflate
+ * level 1 or zlib's compress2 level 1; libdeflate or zlib to inflate. */
 typedef struct {
-  int use_zlib;
+  Codec codec;
+  uint8_t *igzip_level_buf;
   struct libdeflate_compressor *ld;
   struct libdeflate_decompressor *ldd;
 } Compressor;
 
+#define IGZIP_LEVEL 2
+#define IGZIP_LEVEL_BUF_SIZE ISAL_DEF_LVL2_DEFAULT
+
 static void
-compressor_init (Compressor *c, int use_zlib)
+compressor_init (Compressor *c, Codec codec)
 {
-  c->use_zlib = use_zlib;
+  c->codec = codec;
+  c->igzip_level_buf = malloc (IGZIP_LEVEL_BUF_SIZE);
   c->ld = libdeflate_alloc_compressor (1);
   c->ldd = libdeflate_alloc_decompressor ();
-  if (c->ld == NULL || c->ldd == NULL)
-    die ("libdeflate cannot allocate");
+  if (c->igzip_level_buf == NULL || c->ld == NULL || c->ldd == NULL)
+    die ("cannot allocate the compressors");
 }
 
 static void
 compressor_clear (Compressor *c)
 {
+  free (c->igzip_level_buf);
   libdeflate_free_compressor (c->ld);
   libdeflate_free_decompressor (c->ldd);
 }
@@ -169,7 +191,28 @@ compressor_clear (Compressor *c)
 static size_t
 compress_chunk (Compressor *c, uint8_t *dst, size_t dst_size, const uint8_t *src, size_t n)
 {
-  if (!c->use_zlib)
+  if (c->codec == CODEC_IGZIP)
+    {
+      struct isal_zstream z;
+      int rc;
+
+      isal_deflate_stateless_init (&z);
+      z.gzip_flag = IGZIP_ZLIB;
+      z.level = IGZIP_LEVEL;
+      z.level_buf = c->igzip_level_buf;
+      z.level_buf_size = IGZIP_LEVEL_BUF_SIZE;
+      z.next_in = (uint8_t *)src;
+      z.avail_in = n;
+      z.end_of_stream = 1;
+      z.flush = NO_FLUSH;
+      z.next_out = dst;
+      z.avail_out = dst_size;
+      rc = isal_deflate_stateless (&z);
+      if (rc != COMP_OK && rc != STATELESS_OVERFLOW)
+        die ("igzip failed");
+      return rc == COMP_OK ? z.total_out : 0;
+    }
+  if (c->codec == CODEC_LIBDEFLATE)
     return libdeflate_zlib_compress (c->ld, src, n, dst, dst_size);
   uLongf zlen = dst_size;
   if (compress2 (dst, &zlen, src, n, 1) != Z_OK)
@@ -181,7 +224,7 @@ compress_chunk (Compressor *c, uint8_t *dst, size_t dst_size, const uint8_t *src
 static int
 inflate_chunk (Compressor *c, uint8_t *dst, const uint8_t *src, size_t n)
 {
-  if (!c->use_zlib)
+  if (c->codec != CODEC_ZLIB)
     {
       size_t in_used = 0, out_len = 0;
       return libdeflate_zlib_decompress_ex (c->ldd, src, n, dst, CHUNK, &in_used, &out_len)
@@ -209,7 +252,7 @@ encode_chunk (const Data *d, size_t i, int *mode, gcry_md_hd_t md, Compressor *c
   if (*mode != 2)
     {
       /* As the plugin: room for less than the chunk (zlib gets compressBound). */
-      size_t zlen = compress_chunk (c, zbuf, c->use_zlib ? zbuf_size : CHUNK - 1, src, CHUNK);
+      size_t zlen = compress_chunk (c, zbuf, c->codec == CODEC_ZLIB ? zbuf_size : CHUNK - 1, src, CHUNK);
       if (zlen > 0 && zlen < CHUNK)
         {
           memcpy (out + 1, zbuf, zlen);
@@ -253,7 +296,9 @@ run_worker (void *arg)
   int mode = 0;
   double end;
 
-  compressor_init (&comp, w->op == OP_SEAL_ZLIB || w->op == OP_OPEN_ZLIB);
+  compressor_init (&comp, w->op == OP_SEAL_ZLIB || w->op == OP_OPEN_ZLIB ? CODEC_ZLIB
+                          : w->op == OP_SEAL_LIBDEFLATE                  ? CODEC_LIBDEFLATE
+                                                                         : CODEC_IGZIP);
   if (zbuf == NULL || out == NULL || plain == NULL || gcry_md_open (&md, GCRY_MD_SHA256, 0) != 0)
     die ("out of memory");
   pthread_barrier_wait (w->barrier);
@@ -342,6 +387,7 @@ typedef enum {
   STEP_SHA256,
   STEP_ZLIB1,
   STEP_LIBDEFLATE1,
+  STEP_IGZIP2,
   STEP_GCM,
   STEP_INFLATE,
   STEP_INFLATE_ZLIB
@@ -360,7 +406,9 @@ run_step (const Data *d, Step step, double seconds)
   double t0 = now (), t = t0;
   Compressor comp;
 
-  compressor_init (&comp, step == STEP_ZLIB1 || step == STEP_INFLATE_ZLIB);
+  compressor_init (&comp, step == STEP_ZLIB1 || step == STEP_INFLATE_ZLIB ? CODEC_ZLIB
+                          : step == STEP_LIBDEFLATE1                     ? CODEC_LIBDEFLATE
+                                                                         : CODEC_IGZIP);
   while ((t = now ()) < t0 + seconds)
     {
       const uint8_t *src = d->plain + i * CHUNK;
@@ -371,6 +419,7 @@ run_step (const Data *d, Step step, double seconds)
           break;
         case STEP_ZLIB1:
         case STEP_LIBDEFLATE1:
+        case STEP_IGZIP2:
           compress_chunk (&comp, zbuf, zbuf_size, src, CHUNK);
           break;
         case STEP_GCM:
@@ -434,7 +483,7 @@ seal_all (Data *d, int object_chunks)
   uint8_t *zbuf = malloc (zbuf_size);
   int mode = 0;
 
-  compressor_init (&comp, 0); /* what the plugin writes */
+  compressor_init (&comp, CODEC_IGZIP); /* what the plugin writes */
   if (gcry_md_open (&md, GCRY_MD_SHA256, 0) != 0)
     die ("SHA-256 is not available");
   for (size_t i = 0; i < d->n_chunks; i++)
@@ -716,8 +765,9 @@ main (int argc, char **argv)
   gcry_control (GCRYCTL_INITIALIZATION_FINISHED, 0);
 
   printf ("{\"kind\": \"info\", \"threads\": %ld, \"zlib\": \"%s\", \"libgcrypt\": \"%s\", "
-          "\"libdeflate\": \"%s\"}\n",
-          threads, zlibVersion (), gcry_check_version (NULL), LIBDEFLATE_VERSION_STRING);
+          "\"libdeflate\": \"%s\", \"isal\": \"%s\"}\n",
+          threads, zlibVersion (), gcry_check_version (NULL), LIBDEFLATE_VERSION_STRING,
+          ISAL_VERSION_STRING);
   for (; i < argc; i++)
     {
       char *eq = strchr (argv[i], '=');
@@ -725,11 +775,13 @@ main (int argc, char **argv)
       Data d = { 0 };
       static const struct { Step step; const char *name; } steps[] = {
         { STEP_SHA256, "sha256" },   { STEP_ZLIB1, "zlib1" }, { STEP_LIBDEFLATE1, "libdeflate1" },
+        { STEP_IGZIP2, "igzip2" },
         { STEP_GCM, "aes256gcm" },   { STEP_INFLATE, "inflate" },
         { STEP_INFLATE_ZLIB, "inflate-zlib" },
       };
       static const struct { Op op; const char *name; } ops[] = {
         { OP_SEAL, "seal" },           { OP_OPEN, "open" },
+        { OP_SEAL_LIBDEFLATE, "seal-libdeflate" },
         { OP_SEAL_ZLIB, "seal-zlib" }, { OP_OPEN_ZLIB, "open-zlib" },
         { OP_SEAL_PLUGIN, "seal-plugin" }, { OP_OPEN_PLUGIN, "open-plugin" },
       };

@@ -1,6 +1,8 @@
 """The limit lines. (a) bench/pipeline-bench: the per-chunk pipeline alone
-(SHA-256 + libdeflate zlib level 1 + AES-256-GCM seal; open + inflate; the
-same with zlib for comparison) on one core and on all cores, and through the crypto-aes plugin's own streams. (b) The server's own ceiling: plain
+(SHA-256 + igzip level 2 in the zlib format + AES-256-GCM seal; open +
+libdeflate inflate; the same with libdeflate's and zlib's encoders for
+comparison) on one core and on all cores, and through the crypto-aes plugin's
+own streams. (b) The server's own ceiling: plain
 `curl --aws-sigv4` requests, one 256 MiB PUT (and GET), and many small PUTs
 spread over max_workers curl processes that each keep one connection."""
 import json

@@ -9,6 +9,7 @@
 
 #include <string.h>
 
+#include <isa-l/igzip_lib.h>
 #include <libdeflate.h>
 
 #include "fs-crypto-workers.h"
@@ -28,7 +29,7 @@ static GThreadPool *pool;
 static guint width;
 G_LOCK_DEFINE_STATIC (cache);
 static Cache buffers;
-static Cache compressors;
+static Cache level_buffers;
 static Cache decompressors;
 
 static void
@@ -71,7 +72,7 @@ wanted_threads (void)
         n = (guint) MIN (g_ascii_strtoull (env, NULL, 10), MAX_THREADS);
       n = MIN (n, MAX_THREADS);
       buffers.cap = cache_cap (2 * MAX (n, 1) + 4);
-      compressors.cap = cache_cap (MAX (n, 1) + 4);
+      level_buffers.cap = cache_cap (MAX (n, 1) + 4);
       decompressors.cap = cache_cap (MAX (n, 1) + 4);
       g_once_init_leave (&done, 1);
     }
@@ -177,21 +178,43 @@ fs_chunk_buffer_put (guint8 *buffer, gsize used)
     }
 }
 
-struct libdeflate_compressor *
-fs_deflate_compressor_get (void)
-{
-  struct libdeflate_compressor *c = cache_take (&compressors);
+/* igzip level 2: about 1.5 times libdeflate level 1's speed on text, at a
+ * few percent less ratio (docs/decisions.md has the figures). */
+#define DEFLATE_LEVEL 2
+#define DEFLATE_LEVEL_BUFFER_SIZE ISAL_DEF_LVL2_DEFAULT
 
-  if (c == NULL && (c = libdeflate_alloc_compressor (1)) == NULL)
-    g_error ("libdeflate cannot allocate a compressor");
-  return c;
-}
-
-void
-fs_deflate_compressor_put (struct libdeflate_compressor *compressor)
+gsize
+fs_chunk_deflate (const guint8 *in, gsize n, guint8 *out, gsize out_size)
 {
-  if (compressor != NULL && !cache_keep (&compressors, compressor))
-    libdeflate_free_compressor (compressor);
+  guint8 *level_buffer = cache_take (&level_buffers);
+  struct isal_zstream z;
+  int rc;
+
+  g_return_val_if_fail (n <= G_MAXUINT32, 0);
+  if (level_buffer == NULL)
+    level_buffer = g_malloc (DEFLATE_LEVEL_BUFFER_SIZE);
+  isal_deflate_stateless_init (&z);
+  z.gzip_flag = IGZIP_ZLIB;
+  z.level = DEFLATE_LEVEL;
+  z.level_buf = level_buffer;
+  z.level_buf_size = DEFLATE_LEVEL_BUFFER_SIZE;
+  z.next_in = (guint8 *) in;
+  z.avail_in = (guint32) n;
+  z.end_of_stream = 1;
+  z.flush = NO_FLUSH;
+  z.next_out = out;
+  z.avail_out = (guint32) MIN (out_size, G_MAXUINT32);
+  rc = isal_deflate_stateless (&z);
+  /* Its tokens are plaintext. */
+  explicit_bzero (level_buffer, DEFLATE_LEVEL_BUFFER_SIZE);
+  if (!cache_keep (&level_buffers, level_buffer))
+    g_free (level_buffer);
+  if (rc == COMP_OK)
+    return z.total_out;
+  /* Anything but "does not fit" is a bug here; storing raw is always safe. */
+  if (rc != STATELESS_OVERFLOW)
+    g_critical ("igzip failed (%d); the chunk is stored raw", rc);
+  return 0;
 }
 
 struct libdeflate_decompressor *

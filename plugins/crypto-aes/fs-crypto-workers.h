@@ -1,6 +1,6 @@
 /* Internal to the crypto-aes plugin: the plugin-wide thread pool that seals
  * and opens the chunks of big objects, and the caches of what a chunk needs
- * (1 MiB buffers, libdeflate compressors and decompressors), shared by every
+ * (1 MiB buffers, igzip level buffers, libdeflate decompressors), shared by every
  * stream of the process. */
 #pragma once
 
@@ -10,7 +10,6 @@
 
 G_BEGIN_DECLS
 
-struct libdeflate_compressor;
 struct libdeflate_decompressor;
 
 /* A unit of work for the pool; embed it first in the job's struct. */
@@ -34,9 +33,12 @@ void fs_crypto_workers_push (FsCryptoJob *job);
 guint8 *fs_chunk_buffer_get (void);
 void fs_chunk_buffer_put (guint8 *buffer, gsize used);
 
-/* libdeflate level 1 compressors and decompressors; one user at a time. */
-struct libdeflate_compressor *fs_deflate_compressor_get (void);
-void fs_deflate_compressor_put (struct libdeflate_compressor *compressor);
+/* Compresses the @n bytes at @in into @out as one zlib-format (RFC 1950)
+ * stream, with ISA-L's igzip; returns its length, or 0 when it does not fit
+ * in @out_size bytes. Thread-safe. */
+gsize fs_chunk_deflate (const guint8 *in, gsize n, guint8 *out, gsize out_size);
+
+/* libdeflate decompressors; one user at a time. */
 struct libdeflate_decompressor *fs_deflate_decompressor_get (void);
 void fs_deflate_decompressor_put (struct libdeflate_decompressor *decompressor);
 

@@ -15,7 +15,6 @@
 
 #include <string.h>
 
-#include <libdeflate.h>
 #include <glib/gi18n-lib.h>
 
 #include "fs-crypto-format.h"
@@ -100,7 +99,7 @@ chunk_ad (const guint8 *preamble, guint64 index, gboolean last,
 }
 
 /* Turns the @n bytes of plaintext at *@buf + DATA_OFFSET into the frame of
- * chunk @index: compressed (libdeflate, zlib format, level 1) when
+ * chunk @index: compressed (zlib format, fs_chunk_deflate()) when
  * @try_compress and it shrinks, then sealed. *@buf may be swapped for another
  * chunk buffer. Runs in the reader's thread or in a job. */
 static gboolean
@@ -117,12 +116,10 @@ seal_chunk (gpointer cipher, const guint8 *preamble, guint64 index, gboolean las
   *used = DATA_OFFSET + n;
   if (n > 0 && try_compress)
     {
-      struct libdeflate_compressor *c = fs_deflate_compressor_get ();
       guint8 *z = fs_chunk_buffer_get ();
       /* Room for less than n bytes: 0 means it does not shrink. */
-      gsize zlen = libdeflate_zlib_compress (c, frame + DATA_OFFSET, n, z + DATA_OFFSET, n - 1);
+      gsize zlen = fs_chunk_deflate (frame + DATA_OFFSET, n, z + DATA_OFFSET, n - 1);
 
-      fs_deflate_compressor_put (c);
       if (zlen > 0)
         {
           fs_chunk_buffer_put (frame, DATA_OFFSET + n);
