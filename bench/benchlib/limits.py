@@ -3,8 +3,9 @@
 libdeflate inflate; the same with libdeflate's and zlib's encoders for
 comparison) on one core and on all cores, and through the crypto-aes plugin's
 own streams. (b) The server's own ceiling: plain
-`curl --aws-sigv4` requests, one 256 MiB PUT (and GET), and many small PUTs
-spread over max_workers curl processes that each keep one connection."""
+`curl --aws-sigv4` requests, one 256 MiB PUT (and GET, and the same object as
+max_workers ranged GETs at once), and many small PUTs spread over max_workers
+curl processes that each keep one connection."""
 import json
 import os
 import subprocess
@@ -52,6 +53,27 @@ def big_get(server, key, repeat=2):
     for _ in range(repeat):
         r = proc.run(_curl_base(server) + ["-o", "/dev/null", url]).check("curl GET")
         best = r.wall if best is None else min(best, r.wall)
+    return best
+
+
+def parallel_get(server, key, size, connections, repeat=2):
+    """Best wall time of @key (@size bytes) fetched as @connections ranged
+    GETs at once (one curl each): one connection is bound by how fast s3rver
+    feeds it, several are not."""
+    url = "%s/%s/%s" % (server.endpoint, server.bucket, key)
+    part = -(-size // connections)
+    best = None
+    for _ in range(repeat):
+        t0 = time.monotonic()
+        procs = [subprocess.Popen(_curl_base(server) + ["-o", "/dev/null", "-r", "%d-%d"
+                                                        % (i * part, min(size, (i + 1) * part) - 1),
+                                                        url], stderr=subprocess.PIPE)
+                 for i in range(connections)]
+        errs = [p.communicate()[1] for p in procs]
+        wall = time.monotonic() - t0
+        if any(p.returncode for p in procs):
+            raise proc.RunError("curl ranged GETs: %s" % b"".join(errs)[-500:])
+        best = wall if best is None else min(best, wall)
     return best
 
 

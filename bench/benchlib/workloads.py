@@ -41,12 +41,16 @@ def limits_server(ctx):
     t, size = limits.big_put(ctx.server, big, "limits/big", s["repeat"])
     ctx.m["put_big_mb_s"] = size / t / 1e6
     ctx.m["get_big_mb_s"] = size / limits.big_get(ctx.server, "limits/big", s["repeat"]) / 1e6
+    ctx.m["get_big_parallel_mb_s"] = size / limits.parallel_get(
+        ctx.server, "limits/big", size, 4, s["repeat"]) / 1e6
     src = ctx.path("data", "small")
     files = [os.path.join(src, p) for p in ctx.small_paths]
     t, n = limits.small_puts(ctx.server, files, "limits/small", 4, ctx.work)
     ctx.m["small_put_per_s"] = n / t
-    ctx.log("limit (b): PUT 256 MiB %.0f MB/s, GET %.0f MB/s, %d small PUTs %.0f/s"
-            % (ctx.m["put_big_mb_s"], ctx.m["get_big_mb_s"], n, ctx.m["small_put_per_s"]))
+    ctx.log("limit (b): PUT 256 MiB %.0f MB/s, GET %.0f MB/s (4 ranges at once: %.0f), "
+            "%d small PUTs %.0f/s"
+            % (ctx.m["put_big_mb_s"], ctx.m["get_big_mb_s"], ctx.m["get_big_parallel_mb_s"], n,
+               ctx.m["small_put_per_s"]))
 
 
 def limits_pipeline(ctx):
