@@ -153,7 +153,20 @@ def _w6(m, scale, cpus):
     return out
 
 
-def out_of_reach(m, scale):
+def download_budget(m, kind, cpus):
+    """The fastest download of @kind data the cores allow, in MB/s: s3rver's
+    CPU per GiB served and curl's per GiB received (four ranged GETs), plus
+    opening on one core (limit line (a)), share @cpus cores. None if not
+    measured. Writing the file is left out, so the true bound is lower."""
+    pipe = m.get("pipe", {})
+    if m.get("get_server_cpu_gib") is None or (kind, "open", 1) not in pipe:
+        return None
+    open_gib = (1 << 30) / (pipe[(kind, "open", 1)] * 1e6)
+    per_gib = m["get_server_cpu_gib"] + m["get_curl_cpu_gib"] + open_gib
+    return cpus / per_gib * (1 << 30) / 1e6
+
+
+def out_of_reach(m, scale, cpus):
     """Targets this run's own limit lines put out of reach, with the
     arithmetic: a line listed here cannot PASS on this machine and server."""
     out = []
@@ -161,10 +174,20 @@ def out_of_reach(m, scale):
     gib = scale["big_size"] / float(1 << 30)
     for kind in ("text", "random"):
         key = "w2_%s_rc_down" % kind
-        if key in m and "get_big_mb_s" in m and 2 * m[key]["mb_s"] > get_ceiling(m):
+        if key not in m or "get_big_mb_s" not in m:
+            continue
+        need = 2 * m[key]["mb_s"]
+        budget = download_budget(m, kind, cpus)
+        if need > get_ceiling(m):
             out.append("- W2/W5 download %s ≥ 2× rclone: that is %.0f MB/s, above the server's "
                        "own GET ceiling of %.0f MB/s (curl, one GET or four ranged GETs at "
-                       "once, same run)." % (kind, 2 * m[key]["mb_s"], get_ceiling(m)))
+                       "once, same run)." % (kind, need, get_ceiling(m)))
+        elif budget is not None and need > budget:
+            out.append("- W2/W5 download %s ≥ 2× rclone: that is %.0f MB/s, but serving (s3rver "
+                       "%.2f CPU s/GiB), receiving (curl %.2f) and opening the data (one core) "
+                       "allow at most %.0f MB/s on %d cores, before the file is written."
+                       % (kind, need, m["get_server_cpu_gib"], m["get_curl_cpu_gib"], budget,
+                          cpus))
     pipe = m.get("pipe", {})
     for direction, op, what in (("up", "seal", "sealing alone (SHA-256 + igzip level 2, "
                                  "the fastest zlib-format encoder in Debian 12, + AES-GCM)"),
@@ -226,9 +249,16 @@ def limits_table(m, cpus):
     return "\n".join(lines)
 
 
-def details(m, scale):
+def details(m, scale, cpus):
     nt = scale["tree_files"]
     out = []
+    if m.get("get_server_cpu_gib") is not None:
+        out.append("- Downloads on %d cores: s3rver spends %.2f CPU s per GiB served, curl %.2f "
+                   "per GiB received (4 ranged GETs); with opening, that allows at most %s MB/s "
+                   "(text, random), before writing the file."
+                   % (cpus, m["get_server_cpu_gib"], m["get_curl_cpu_gib"],
+                      " / ".join("%.0f" % (download_budget(m, k, cpus) or 0)
+                                 for k in ("text", "random"))))
     if "w1_fs" in m:
         out.append("- W1 FolderSync made %s storage requests for %d files; W5 %s."
                    % (m.get("w1_fs_requests"), scale["small_files"], m.get("w5_fs_requests")))

@@ -41,8 +41,13 @@ def limits_server(ctx):
     t, size = limits.big_put(ctx.server, big, "limits/big", s["repeat"])
     ctx.m["put_big_mb_s"] = size / t / 1e6
     ctx.m["get_big_mb_s"] = size / limits.big_get(ctx.server, "limits/big", s["repeat"]) / 1e6
-    ctx.m["get_big_parallel_mb_s"] = size / limits.parallel_get(
-        ctx.server, "limits/big", size, 4, s["repeat"]) / 1e6
+    wall, server_cpu, curl_cpu = limits.parallel_get(ctx.server, "limits/big", size, 4,
+                                                     s["repeat"])
+    ctx.m["get_big_parallel_mb_s"] = size / wall / 1e6
+    # What serving and receiving a GiB costs in CPU (both share the cores).
+    if server_cpu is not None:
+        ctx.m["get_server_cpu_gib"] = server_cpu / (size / float(1 << 30))
+    ctx.m["get_curl_cpu_gib"] = curl_cpu / (size / float(1 << 30))
     src = ctx.path("data", "small")
     files = [os.path.join(src, p) for p in ctx.small_paths]
     t, n = limits.small_puts(ctx.server, files, "limits/small", 4, ctx.work)
