@@ -168,6 +168,14 @@ typedef struct {
 #define IGZIP_LEVEL 2
 #define IGZIP_LEVEL_BUF_SIZE ISAL_DEF_LVL2_DEFAULT
 
+static Codec
+codec_of_op (Op op)
+{
+  if (op == OP_SEAL_ZLIB || op == OP_OPEN_ZLIB)
+    return CODEC_ZLIB;
+  return op == OP_SEAL_LIBDEFLATE ? CODEC_LIBDEFLATE : CODEC_IGZIP;
+}
+
 static void
 compressor_init (Compressor *c, Codec codec)
 {
@@ -252,7 +260,8 @@ encode_chunk (const Data *d, size_t i, int *mode, gcry_md_hd_t md, Compressor *c
   if (*mode != 2)
     {
       /* As the plugin: room for less than the chunk (zlib gets compressBound). */
-      size_t zlen = compress_chunk (c, zbuf, c->codec == CODEC_ZLIB ? zbuf_size : CHUNK - 1, src, CHUNK);
+      size_t room = c->codec == CODEC_ZLIB ? zbuf_size : CHUNK - 1;
+      size_t zlen = compress_chunk (c, zbuf, room, src, CHUNK);
       if (zlen > 0 && zlen < CHUNK)
         {
           memcpy (out + 1, zbuf, zlen);
@@ -296,9 +305,7 @@ run_worker (void *arg)
   int mode = 0;
   double end;
 
-  compressor_init (&comp, w->op == OP_SEAL_ZLIB || w->op == OP_OPEN_ZLIB ? CODEC_ZLIB
-                          : w->op == OP_SEAL_LIBDEFLATE                  ? CODEC_LIBDEFLATE
-                                                                         : CODEC_IGZIP);
+  compressor_init (&comp, codec_of_op (w->op));
   if (zbuf == NULL || out == NULL || plain == NULL || gcry_md_open (&md, GCRY_MD_SHA256, 0) != 0)
     die ("out of memory");
   pthread_barrier_wait (w->barrier);
@@ -407,8 +414,8 @@ run_step (const Data *d, Step step, double seconds)
   Compressor comp;
 
   compressor_init (&comp, step == STEP_ZLIB1 || step == STEP_INFLATE_ZLIB ? CODEC_ZLIB
-                          : step == STEP_LIBDEFLATE1                     ? CODEC_LIBDEFLATE
-                                                                         : CODEC_IGZIP);
+                          : step == STEP_LIBDEFLATE1 ? CODEC_LIBDEFLATE
+                                                     : CODEC_IGZIP);
   while ((t = now ()) < t0 + seconds)
     {
       const uint8_t *src = d->plain + i * CHUNK;

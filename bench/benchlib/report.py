@@ -184,8 +184,9 @@ def out_of_reach(m, scale, cpus):
                        "once, same run)." % (kind, need, get_ceiling(m)))
         elif budget is not None and need > budget:
             out.append("- W2/W5 download %s ≥ 2× rclone: that is %.0f MB/s, but serving (s3rver "
-                       "%.2f CPU s/GiB), receiving (curl %.2f) and opening the data (one core) "
-                       "allow at most %.0f MB/s on %d cores, before the file is written."
+                       "%.2f CPU s/GiB), receiving (curl %.2f; both as 4 ranged GETs, the "
+                       "cheapest form measured) and opening the data (one core) allow at most "
+                       "%.0f MB/s on %d cores, before the file is written."
                        % (kind, need, m["get_server_cpu_gib"], m["get_curl_cpu_gib"], budget,
                           cpus))
     pipe = m.get("pipe", {})
@@ -252,13 +253,13 @@ def limits_table(m, cpus):
 def details(m, scale, cpus):
     nt = scale["tree_files"]
     out = []
-    if m.get("get_server_cpu_gib") is not None:
+    budgets = [download_budget(m, k, cpus) for k in ("text", "random")]
+    if None not in budgets:
         out.append("- Downloads on %d cores: s3rver spends %.2f CPU s per GiB served, curl %.2f "
-                   "per GiB received (4 ranged GETs); with opening, that allows at most %s MB/s "
-                   "(text, random), before writing the file."
-                   % (cpus, m["get_server_cpu_gib"], m["get_curl_cpu_gib"],
-                      " / ".join("%.0f" % (download_budget(m, k, cpus) or 0)
-                                 for k in ("text", "random"))))
+                   "per GiB received (4 ranged GETs, the cheapest form measured); with opening, "
+                   "that allows at most %.0f / %.0f MB/s (text, random), before writing the file."
+                   % (cpus, m["get_server_cpu_gib"], m["get_curl_cpu_gib"], budgets[0],
+                      budgets[1]))
     if "w1_fs" in m:
         out.append("- W1 FolderSync made %s storage requests for %d files; W5 %s."
                    % (m.get("w1_fs_requests"), scale["small_files"], m.get("w5_fs_requests")))

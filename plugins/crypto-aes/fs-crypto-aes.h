@@ -1,5 +1,5 @@
 /* FsCryptoAes: the FsCrypto implementation (AES-256-GCM, HKDF-SHA256, zlib-format
- * compression by libdeflate). */
+ * compression by ISA-L's igzip, inflated by libdeflate). */
 #pragma once
 
 #include "fs-crypto.h"

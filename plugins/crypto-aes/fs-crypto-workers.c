@@ -186,11 +186,12 @@ fs_chunk_buffer_put (guint8 *buffer, gsize used)
 gsize
 fs_chunk_deflate (const guint8 *in, gsize n, guint8 *out, gsize out_size)
 {
-  guint8 *level_buffer = cache_take (&level_buffers);
+  guint8 *level_buffer;
   struct isal_zstream z;
   int rc;
 
   g_return_val_if_fail (n <= G_MAXUINT32, 0);
+  level_buffer = cache_take (&level_buffers);
   if (level_buffer == NULL)
     level_buffer = g_malloc (DEFLATE_LEVEL_BUFFER_SIZE);
   isal_deflate_stateless_init (&z);
@@ -198,12 +199,12 @@ fs_chunk_deflate (const guint8 *in, gsize n, guint8 *out, gsize out_size)
   z.level = DEFLATE_LEVEL;
   z.level_buf = level_buffer;
   z.level_buf_size = DEFLATE_LEVEL_BUFFER_SIZE;
-  z.next_in = (guint8 *) in;
-  z.avail_in = (guint32) n;
+  z.next_in = (guint8 *)in;
+  z.avail_in = (guint32)n;
   z.end_of_stream = 1;
   z.flush = NO_FLUSH;
   z.next_out = out;
-  z.avail_out = (guint32) MIN (out_size, G_MAXUINT32);
+  z.avail_out = (guint32)MIN (out_size, G_MAXUINT32);
   rc = isal_deflate_stateless (&z);
   /* Its tokens are plaintext. */
   explicit_bzero (level_buffer, DEFLATE_LEVEL_BUFFER_SIZE);

@@ -35,7 +35,8 @@ void fs_chunk_buffer_put (guint8 *buffer, gsize used);
 
 /* Compresses the @n bytes at @in into @out as one zlib-format (RFC 1950)
  * stream, with ISA-L's igzip; returns its length, or 0 when it does not fit
- * in @out_size bytes. Thread-safe. */
+ * in @out_size bytes (or, after a g_critical(), when igzip fails otherwise:
+ * the caller stores the data raw either way). Thread-safe. */
 gsize fs_chunk_deflate (const guint8 *in, gsize n, guint8 *out, gsize out_size);
 
 /* libdeflate decompressors; one user at a time. */

@@ -669,7 +669,7 @@ check_object_vector (GHashTable *v, FsCrypto *crypto, const gchar *prefix, gbool
   assert_bytes_equal (ref_header, header);
   assert_bytes_equal (ref_plain, plain);
 
-  /* The plugin's output: the same bytes, or (its encoder is libdeflate, not
+  /* The plugin's output: the same bytes, or (its encoder is igzip, not
    * zlib) the same object but for the bytes inside its compressed chunks,
    * which zlib must inflate to the plaintext. Never skipped. */
   ref_open_object (mine, &my_header, &my_plain, my_encodings);
