@@ -211,9 +211,14 @@ end_remote (FsEngine *self)
 }
 
 #define HEADS_MARKER "heads_marker"
+/* The derivation rule the kept heads follow, stored with the marker ("2:N"):
+ * a table kept under an older rule is derived again once. 2: directories two
+ * devices made are one (fs-remote-tree.c, "merged"). */
+#define HEADS_RULE "2"
 
 /* Whether the index's heads table is the remote tree of its records: it is
- * when the record marker has not moved since the table was written. */
+ * when it was written under this rule and the record marker has not moved
+ * since. */
 static gboolean
 heads_valid (FsEngine *self, gint64 marker, gboolean *valid, GError **error)
 {
@@ -221,14 +226,15 @@ heads_valid (FsEngine *self, gint64 marker, gboolean *valid, GError **error)
 
   if (!fs_index_read_meta (self->index, HEADS_MARKER, &stored, error))
     return FALSE;
-  *valid = stored != NULL && g_ascii_strtoll (stored, NULL, 10) == marker;
+  *valid = stored != NULL && g_str_has_prefix (stored, HEADS_RULE ":")
+           && g_ascii_strtoll (stored + strlen (HEADS_RULE ":"), NULL, 10) == marker;
   return TRUE;
 }
 
 static gboolean
 set_heads_marker (FsEngine *self, gint64 marker, GError **error)
 {
-  g_autofree gchar *text = g_strdup_printf ("%" G_GINT64_FORMAT, marker);
+  g_autofree gchar *text = g_strdup_printf (HEADS_RULE ":%" G_GINT64_FORMAT, marker);
   return fs_index_set_meta (self->index, HEADS_MARKER, text, error);
 }
 
@@ -295,8 +301,9 @@ apply_own_head (FsEngine *self, const FsRecord *record, GError **error)
       g_propagate_error (error, g_steal_pointer (&local_error));
       return FALSE;
     }
-  /* Another candidate at this path may win once the head moves (a live
-   * directory of the same name beats our deletion): derive instead. */
+  /* Another candidate at this path may win once the head moves (a chain of
+   * another device's ends there, live, and beats our deletion): derive
+   * instead. */
   if (contested)
     return FALSE;
   if (head == NULL ? record->replaces != NULL : g_strcmp0 (head->version, record->replaces) != 0)

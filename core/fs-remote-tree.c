@@ -20,6 +20,7 @@ struct _Node {
   gchar *base_path;  /* the path the record is at before conflict renaming */
   gchar *eff_path;
   gboolean loser;
+  gboolean merged; /* a directory another device created too: one with the winner */
 };
 
 /* The winner order among concurrent records (and among heads of one path): a
@@ -168,7 +169,9 @@ resolve_siblings (GPtrArray *siblings)
         {
           /* Two devices created the same directory: a directory has no
            * content to lose, so both are the one directory (no conflict
-           * copy); the winner is the head. */
+           * copy). The winner stands for it: what replaces the winner
+           * (a deletion, say) replaces this one too. */
+          c->merged = TRUE;
           c->eff_path = g_strdup (c->base_path);
         }
       else if (i > 0 && same_group (siblings->pdata[i - 1], c))
@@ -297,7 +300,9 @@ fs_remote_tree_resolve_contested (GPtrArray *records, GHashTable **contested)
 
   /* A head of a path is a record none of whose children stayed on that path.
    * A deletion that lost to a concurrent write only disappears: there is
-   * nothing to keep a conflict copy of. */
+   * nothing to keep a conflict copy of. A merged directory is never a head
+   * of its own: else it would outlive the winner's deletion (a live record
+   * beats a deletion), and a directory two devices made could never go. */
   for (guint i = 0; i < n; i++)
     {
       Node *x = &nodes[i];
@@ -306,7 +311,7 @@ fs_remote_tree_resolve_contested (GPtrArray *records, GHashTable **contested)
 
       if (x->eff_path == NULL)
         continue; /* unreachable: every node is a root or below one */
-      if (x->loser && x->rec->deleted)
+      if ((x->loser && x->rec->deleted) || x->merged)
         continue;
       for (Node *c = x->first_child; c != NULL && !superseded; c = c->next_sibling)
         superseded = strcmp (c->eff_path, x->eff_path) == 0;

@@ -7,7 +7,10 @@
  * non-deleted record beats a deletion (the edit wins), then the smaller
  * version id wins. The loser, and the records that later replace it, appear
  * under a conflict name of the path (fs_conflict_name() with the loser's
- * device name and time); a losing deletion simply disappears. */
+ * device name and time); a losing deletion simply disappears. When the winner
+ * is a live directory, the other live directory records are that one
+ * directory (merged: no conflict name, never a head of their own), so what
+ * replaces the winner replaces them too. */
 #pragma once
 
 #include "fs-types.h"
@@ -20,9 +23,9 @@ G_BEGIN_DECLS
 GHashTable *fs_remote_tree_resolve (GPtrArray *records);
 
 /* As fs_remote_tree_resolve(); @contested gets the set of effective paths
- * where more than one record is a candidate head (two devices' directories of
- * one name, chains from elsewhere ending there): a new record replacing the
- * head of such a path does not simply become its head. */
+ * where more than one record is a candidate head (two chains of one path,
+ * chains from elsewhere ending there): a new record replacing the head of
+ * such a path does not simply become its head. */
 GHashTable *fs_remote_tree_resolve_contested (GPtrArray *records, GHashTable **contested);
 
 /* "dir/name (conflict DEVICE YYYY-MM-DD HHMMSS).ext" in UTC; the extension is

@@ -488,6 +488,18 @@ def test_remote_tree_kept_in_index():
     check(derived in sync_debug(a), "another device's records did not derive the tree")
     converged(a, b)
     check(open(os.path.join(a.root, "one.txt"), "rb").read() == b"one, edited on b", "edit lost")
+    # A heads table kept under an older derivation rule (its marker has no
+    # "rule:" prefix) is derived again once, then kept again.
+    import glob
+    import sqlite3
+    db = sqlite3.connect(glob.glob(os.path.join(a.home, "data", "foldersync", "folders", "*.db"))[0])
+    marker = db.execute("SELECT value FROM meta WHERE key = 'heads_marker'").fetchone()[0]
+    check(":" in marker, "heads marker %r has no rule" % marker)
+    db.execute("UPDATE meta SET value = ? WHERE key = 'heads_marker'", (marker.split(":", 1)[1],))
+    db.commit()
+    db.close()
+    check(derived in sync_debug(a), "a table of the old rule was not derived again")
+    check(derived not in sync_debug(a), "the table was derived again twice")
     ws.cleanup()
 
 
@@ -549,8 +561,9 @@ def heads_of(dev):
 def test_heads_match_derived_tree():
     """The heads moved in place by our own records are what deriving the tree
     from all records gives, also where two devices made a directory of one
-    name (both records are candidates for the head; a live one beats our
-    deletion): --audit derives again and must find the same table."""
+    name: --audit derives again and must find the same table. That directory
+    is one directory, and deleting it on one device deletes it on both (the
+    other device's record of it does not outlive the deletion)."""
     ws, a, b = pair("heads-derived")
     a.sync()
     b.sync()
@@ -579,7 +592,10 @@ def test_heads_match_derived_tree():
     check(heads_of(a) == moved, "kept %r, derived %r" % (moved, heads_of(a)))
     b.sync()
     a.sync()
-    converged(a, b)
+    tree = converged(a, b)
+    check(b"d" not in tree and not os.path.exists(os.path.join(b.root, "d")),
+          "the directory both made came back after its deletion: %r" % sorted(tree))
+    check(tree.get(b"f-a.txt", (None, None))[1] == b"edited", "tree %r" % tree)
     ws.cleanup()
 
 

@@ -289,6 +289,87 @@ test_concurrent_dir_creates (void)
   assert_order_independent (records);
 }
 
+static FsRecord *
+dir_rec (const gchar *version, const gchar *replaces, const gchar *path, gboolean deleted,
+         const gchar *device, gint64 time_us)
+{
+  FsRecord *r = rec (version, replaces, path, deleted, device, time_us);
+
+  r->kind = FS_KIND_DIR;
+  g_clear_pointer (&r->hash, g_free);
+  return r;
+}
+
+/* What follows two devices' (and a third's) records of one directory
+ * "photos": v1 (the winner), v2, v3, then the records of a case, each
+ * "version:replaces:deleted" (deleted 1 or 0). The directory is one: what
+ * replaces the winner replaces the others too (a deletion by any device
+ * removes it; nothing is contested), while a device's change to its own
+ * record, made before it saw the winner, is a chain of its own (contested,
+ * as any two chains of one path). */
+static void
+test_concurrent_dir_creates_then (void)
+{
+  const struct
+  {
+    const gchar *records[2];
+    const gchar *head;
+    gboolean deleted;
+    gboolean contested;
+  } cases[] = {
+    { { "v4:v1:1", NULL }, "v4", TRUE, FALSE },      /* the winner's device deletes it */
+    { { "v0:v1:1", NULL }, "v0", TRUE, FALSE },      /* a smaller id than every twin */
+    { { "v4:v1:1", "v5:v4:0" }, "v5", FALSE, FALSE }, /* deleted, then made again */
+    { { "v4:v1:0", NULL }, "v4", FALSE, FALSE },     /* the winner changed (its mode) */
+    { { "v4:v1:1", "v5:v2:0" }, "v5", FALSE, TRUE }, /* phone changed its own record */
+  };
+
+  for (gsize i = 0; i < G_N_ELEMENTS (cases); i++)
+    {
+      g_autoptr(GPtrArray) records = records_new ();
+      g_autoptr(GHashTable) tree = NULL;
+      g_autoptr(GHashTable) contested = NULL;
+
+      g_ptr_array_add (records, dir_rec ("v1", NULL, "photos", FALSE, "laptop", T_LAPTOP));
+      g_ptr_array_add (records, dir_rec ("v2", NULL, "photos", FALSE, "phone", T_PHONE));
+      g_ptr_array_add (records, dir_rec ("v3", NULL, "photos", FALSE, "tablet", T_PHONE + 1));
+      for (gsize j = 0; j < G_N_ELEMENTS (cases[i].records) && cases[i].records[j] != NULL; j++)
+        {
+          g_auto(GStrv) f = g_strsplit (cases[i].records[j], ":", 3);
+
+          g_ptr_array_add (records, dir_rec (f[0], f[1], "photos", g_str_equal (f[2], "1"),
+                                             "phone", T_PHONE + 2 + (gint64) j));
+        }
+      tree = fs_remote_tree_resolve_contested (records, &contested);
+      g_test_message ("case %" G_GSIZE_FORMAT, i);
+      g_assert_cmpuint (g_hash_table_size (tree), ==, 1);
+      assert_head (tree, "photos", cases[i].head, cases[i].deleted);
+      g_assert_cmpint (g_hash_table_contains (contested, "photos"), ==, cases[i].contested);
+      assert_order_independent (records);
+    }
+}
+
+/* Only a live directory winner merges: a file that wins the name sends the
+ * directories of that name to conflict names, as any loser. */
+static void
+test_file_wins_over_dir_creates (void)
+{
+  g_autoptr(GPtrArray) records = records_new ();
+  g_autoptr(GHashTable) tree = NULL;
+  g_autofree gchar *c2 = fs_conflict_name ("photos", "phone", T_PHONE);
+  g_autofree gchar *c3 = fs_conflict_name ("photos", "tablet", T_PHONE + 1);
+
+  g_ptr_array_add (records, rec ("v1", NULL, "photos", FALSE, "laptop", T_LAPTOP));
+  g_ptr_array_add (records, dir_rec ("v2", NULL, "photos", FALSE, "phone", T_PHONE));
+  g_ptr_array_add (records, dir_rec ("v3", NULL, "photos", FALSE, "tablet", T_PHONE + 1));
+  tree = fs_remote_tree_resolve (records);
+  g_assert_cmpuint (g_hash_table_size (tree), ==, 3);
+  assert_head (tree, "photos", "v1", FALSE);
+  assert_head (tree, c2, "v2", FALSE);
+  assert_head (tree, c3, "v3", FALSE);
+  assert_order_independent (records);
+}
+
 static void
 test_delete_then_recreate (void)
 {
@@ -493,6 +574,8 @@ main (int argc, char **argv)
 
   g_test_add_func ("/remote-tree/empty", test_empty);
   g_test_add_func ("/remote-tree/concurrent-dir-creates", test_concurrent_dir_creates);
+  g_test_add_func ("/remote-tree/concurrent-dir-creates-then", test_concurrent_dir_creates_then);
+  g_test_add_func ("/remote-tree/file-wins-over-dir-creates", test_file_wins_over_dir_creates);
   g_test_add_func ("/remote-tree/single-create", test_single_create);
   g_test_add_func ("/remote-tree/linear-chain", test_linear_chain);
   g_test_add_func ("/remote-tree/deletion-head", test_deletion_head);
