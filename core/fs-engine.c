@@ -2243,6 +2243,20 @@ defer_hash_unless_remote (gpointer data, const gchar *key)
   return remote_head (data, key) == NULL;
 }
 
+/* Whether @action runs in the second, bottom-up pass: deletions, and a
+ * download that puts a file or link where a directory is here, so that the
+ * directory's children that go away in this sync are gone first (else the
+ * directory still holds them and the remote entry lands beside it as a
+ * conflict copy). */
+static gboolean
+runs_late (FsActionType action, const FsEntry *local, const FsRecord *remote)
+{
+  if (action == FS_ACTION_DELETE_LOCAL || action == FS_ACTION_DELETE_REMOTE)
+    return TRUE;
+  return action == FS_ACTION_DOWNLOAD && local != NULL && local->kind == FS_KIND_DIR &&
+         remote != NULL && !remote->deleted && remote->kind != FS_KIND_DIR;
+}
+
 /* Reconciles @paths (sorted; any side may know them) of @local (scanned),
  * @base (the index's entries for them) and the remote tree, then acts.
  * @n_base: how many entries the index has (for the mass-delete guard). */
@@ -2313,7 +2327,7 @@ plan_and_act (FsEngine *self, GPtrArray *paths, GHashTable *local, GHashTable *b
           g_autoptr(GError) local_error = NULL;
           gboolean done;
 
-          if ((action == FS_ACTION_DELETE_LOCAL || action == FS_ACTION_DELETE_REMOTE) != (pass == 1))
+          if (runs_late (action, l, r) != (pass == 1))
             continue;
           if (action == FS_ACTION_NOTHING && !g_array_index (touch, gboolean, i))
             continue;

@@ -205,6 +205,28 @@ def test_directory_replaced_by_file():
     ws.cleanup()
 
 
+def test_directory_replaced_by_file_alone():
+    """A directory (with a subdirectory) replaced by a file on one device,
+    nothing changed in it on the other: the other device deletes what was
+    in it, then puts the file there. No conflict copy (the directory's
+    content goes away in the same sync)."""
+    ws, a, b = pair("kind-alone")
+    write(os.path.join(a.root, "D", "x"), b"x")
+    write(os.path.join(a.root, "D", "sub", "y"), b"y")
+    a.sync()
+    b.sync()
+    shutil.rmtree(os.path.join(b.root, "D"))
+    write(os.path.join(b.root, "D"), b"D is a file on B")
+    b.sync()
+    s = a.sync()
+    check(s["conflicts"] == 0 and s["deleted_local"] == 3 and s["files_down"] == 1, "summary %r" % s)
+    s = b.sync()
+    check(s["files_down"] == 0 and s["files_up"] == 0 and s["conflicts"] == 0, "summary %r" % s)
+    tree = converged(a, b)
+    check(tree == {b"D": ("file", b"D is a file on B", False)}, "tree %r" % tree)
+    ws.cleanup()
+
+
 def test_crash_after_journal_append():
     """Simulates a crash between the journal append and the index commit by
     restoring the index from before a sync: the next sync must not see a
@@ -669,6 +691,7 @@ if __name__ == "__main__":
     sys.exit(run_tests([test_basic_operations, test_conflict_keeps_both, test_edit_wins_over_delete,
                         test_concurrent_uploads_converge, test_lost_journal_record_reported,
                         test_never_writes_through_a_link, test_directory_replaced_by_file,
+                        test_directory_replaced_by_file_alone,
                         test_crash_after_journal_append, test_one_sync_per_folder_at_a_time,
                         test_mass_delete_held_back, test_ignore_file_honoured,
                         test_local_disk_full,
