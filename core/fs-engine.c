@@ -1736,6 +1736,7 @@ write_remote_entry (FsEngine *self, const FsRecord *remote, const gchar *disk_re
 
 static gboolean do_upload (FsEngine *self, const FsEntry *local, const FsRecord *remote,
                            GError **error);
+static gboolean has_live_children (FsEngine *self, const gchar *path, const gchar *disk_rel);
 
 /* The remote replaced a directory by a file or link, but the directory here
  * still has content: the directory wins, the remote entry is kept beside it
@@ -1803,9 +1804,14 @@ do_download (FsEngine *self, const gchar *path, const FsEntry *scanned, const Fs
     {
       if (g_rmdir (abs) != 0)
         {
-          if (errno == ENOTEMPTY || errno == EEXIST)
+          if (errno != ENOTEMPTY && errno != EEXIST)
+            return set_io_error (error, errno, _("Cannot replace the directory"), disk_rel);
+          if (has_live_children (self, path, disk_rel))
             return keep_remote_beside_dir (self, scanned, remote, disk_rel, error);
-          return set_io_error (error, errno, _("Cannot replace the directory"), disk_rel);
+          /* Only ignored or unsyncable things inside: they go with it, as
+           * for a deleted directory. */
+          if (!move_to_trash (self, disk_rel, error))
+            return FALSE;
         }
       scanned = NULL;
     }
@@ -2009,7 +2015,8 @@ remove_temp (const gchar *abs)
 }
 
 /* Hands every planned file transfer to the pool, in path order (the order
- * the sequential pass takes them). Counts them in self->progress. */
+ * the first pass takes them; a file that replaces a directory waits for the
+ * second, fetched). Counts them in self->progress. */
 static gboolean
 start_transfers (FsEngine *self, GPtrArray *paths, GArray *actions, GError **error)
 {
@@ -2243,18 +2250,21 @@ defer_hash_unless_remote (gpointer data, const gchar *key)
   return remote_head (data, key) == NULL;
 }
 
-/* Whether @action runs in the second, bottom-up pass: deletions, and a
- * download that puts a file or link where a directory is here, so that the
- * directory's children that go away in this sync are gone first (else the
- * directory still holds them and the remote entry lands beside it as a
- * conflict copy). */
+/* Whether @action at @path runs in the second, bottom-up pass: deletions,
+ * and a download that puts a file or link where a directory is here that
+ * keeps nothing (all it holds goes away in this sync), so that its content
+ * is gone first. A directory that keeps something (a file made here
+ * meanwhile) is settled in the first pass, before that content's upload is
+ * published, as the conflict it is. Decided once, before either pass. */
 static gboolean
-runs_late (FsActionType action, const FsEntry *local, const FsRecord *remote)
+runs_late (FsEngine *self, const gchar *path, FsActionType action, const FsEntry *local,
+           const FsRecord *remote)
 {
   if (action == FS_ACTION_DELETE_LOCAL || action == FS_ACTION_DELETE_REMOTE)
     return TRUE;
   return action == FS_ACTION_DOWNLOAD && local != NULL && local->kind == FS_KIND_DIR &&
-         remote != NULL && !remote->deleted && remote->kind != FS_KIND_DIR;
+         remote != NULL && !remote->deleted && remote->kind != FS_KIND_DIR &&
+         !has_live_children (self, path, fs_entry_disk_path (local));
 }
 
 /* Reconciles @paths (sorted; any side may know them) of @local (scanned),
@@ -2267,6 +2277,7 @@ plan_and_act (FsEngine *self, GPtrArray *paths, GHashTable *local, GHashTable *b
 {
   g_autoptr(GArray) actions = NULL;
   g_autoptr(GArray) touch = NULL;
+  g_autoptr(GArray) late = NULL;
   g_autoptr(GHashTable) action_of = NULL;
   gboolean ok = TRUE;
 
@@ -2298,9 +2309,16 @@ plan_and_act (FsEngine *self, GPtrArray *paths, GHashTable *local, GHashTable *b
       g_hash_table_insert (action_of, (gpointer) path, GINT_TO_POINTER (action));
     }
   if (!self->confirm_deletes)
-    hold_mass_deletes (self, paths, actions, n_base, stats, messages);
+    {
+      hold_mass_deletes (self, paths, actions, n_base, stats, messages);
+      /* A held deletion keeps its path: what is kept must read so below. */
+      for (guint i = 0; i < paths->len; i++)
+        g_hash_table_insert (action_of, g_ptr_array_index (paths, i),
+                             GINT_TO_POINTER (g_array_index (actions, FsActionType, i)));
+    }
 
-  /* 4. Act: parents before children, then deletions children first. */
+  /* 4. Act: parents before children, then (bottom-up) deletions and the
+   * files that replace directories whose content goes (runs_late()). */
   self->local = local;
   self->ignore = ignore;
   self->actions = action_of;
@@ -2310,6 +2328,14 @@ plan_and_act (FsEngine *self, GPtrArray *paths, GHashTable *local, GHashTable *b
   self->progress.phase = FS_SYNC_PHASE_TRANSFERRING;
   /* The heavy I/O of file transfers runs ahead in the pool; the decisions
    * and the commits below stay sequential, in this thread. */
+  late = g_array_sized_new (FALSE, FALSE, sizeof (gboolean), paths->len);
+  for (guint i = 0; i < paths->len; i++)
+    {
+      const gchar *path = g_ptr_array_index (paths, i);
+      gboolean is_late = runs_late (self, path, g_array_index (actions, FsActionType, i),
+                                    g_hash_table_lookup (local, path), remote_head (self, path));
+      g_array_append_val (late, is_late);
+    }
   ok = start_transfers (self, paths, actions, error);
   report_progress (self);
   for (guint pass = 0; pass < 2 && ok; pass++)
@@ -2327,7 +2353,7 @@ plan_and_act (FsEngine *self, GPtrArray *paths, GHashTable *local, GHashTable *b
           g_autoptr(GError) local_error = NULL;
           gboolean done;
 
-          if (runs_late (action, l, r) != (pass == 1))
+          if (g_array_index (late, gboolean, i) != (pass == 1))
             continue;
           if (action == FS_ACTION_NOTHING && !g_array_index (touch, gboolean, i))
             continue;
@@ -2365,6 +2391,10 @@ plan_and_act (FsEngine *self, GPtrArray *paths, GHashTable *local, GHashTable *b
                 emit_event (self, FS_SYNC_EVENT_FILE_SYNCED, path, directions[action]);
               continue;
             }
+          /* Not deleted after all: it is kept content of its directory. */
+          if (action == FS_ACTION_DELETE_LOCAL)
+            g_hash_table_insert (self->actions, (gpointer) path,
+                                 GINT_TO_POINTER (FS_ACTION_NOTHING));
           if (is_fatal (local_error))
             {
               g_propagate_error (error, g_steal_pointer (&local_error));

@@ -238,9 +238,10 @@ def test_large_file_is_one_put():
              "%.1f MiB" % (rss_kib / 1024) if rss_kib else "not measured (no /usr/bin/time)"))
     if rss_kib is not None and not sanitized():
         # the spooled file's 16 MiB head buffer, the streamed one's few chunks,
-        # the engine (and TLS): about 40 MiB, not the files; multipart needed
-        # about 80 for one
-        check(rss_kib < 56 * 1024, "peak RSS %.1f MiB for 64 + 40 MiB files" % (rss_kib / 1024))
+        # the engine (and TLS): 54-56 MiB measured here (a debug build, on a
+        # loaded 2-core machine), not the files' 104; multipart needed about
+        # 80 for one
+        check(rss_kib < 64 * 1024, "peak RSS %.1f MiB for 64 + 40 MiB files" % (rss_kib / 1024))
     ws.cleanup()
 
 
