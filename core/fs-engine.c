@@ -1821,9 +1821,10 @@ do_download (FsEngine *self, const gchar *path, const FsEntry *scanned, const Fs
       /* A file or link here is the synced base: it is in the store. */
       if (scanned != NULL && scanned->kind != FS_KIND_DIR && !move_to_trash (self, disk_rel, error))
         return FALSE;
-      if (g_mkdir (abs, 0755) != 0 && errno != EEXIST)
+      if (g_mkdir (abs, 0755) == 0)
+        self->stats->dirs_created++;
+      else if (errno != EEXIST)
         return set_io_error (error, errno, _("Cannot create the directory"), disk_rel);
-      self->stats->dirs_created++;
       base = lstat_entry (self, path, disk_rel);
       if (base == NULL)
         return set_io_error (error, errno, _("Cannot stat"), disk_rel);
