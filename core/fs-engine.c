@@ -2307,16 +2307,13 @@ plan_and_act (FsEngine *self, GPtrArray *paths, GHashTable *local, GHashTable *b
         }
       g_array_append_val (actions, action);
       g_array_append_val (touch, stat_changed);
-      g_hash_table_insert (action_of, (gpointer) path, GINT_TO_POINTER (action));
     }
   if (!self->confirm_deletes)
-    {
-      hold_mass_deletes (self, paths, actions, n_base, stats, messages);
-      /* A held deletion keeps its path: what is kept must read so below. */
-      for (guint i = 0; i < paths->len; i++)
-        g_hash_table_insert (action_of, g_ptr_array_index (paths, i),
-                             GINT_TO_POINTER (g_array_index (actions, FsActionType, i)));
-    }
+    hold_mass_deletes (self, paths, actions, n_base, stats, messages);
+  /* After the guard: a held deletion keeps its path. */
+  for (guint i = 0; i < paths->len; i++)
+    g_hash_table_insert (action_of, g_ptr_array_index (paths, i),
+                         GINT_TO_POINTER (g_array_index (actions, FsActionType, i)));
 
   /* 4. Act: parents before children, then (bottom-up) deletions and the
    * files that replace directories whose content goes (runs_late()). */
