@@ -42,6 +42,7 @@ def big_put(server, path, key, repeat=2):
     url = "%s/%s/%s" % (server.endpoint, server.bucket, key)
     best = None
     for _ in range(repeat):
+        os.sync()
         r = proc.run(_curl_base(server) + ["-o", "/dev/null", "-T", path, url]).check("curl PUT")
         best = r.wall if best is None else min(best, r.wall)
     return best, os.path.getsize(path)
@@ -51,6 +52,7 @@ def big_get(server, key, repeat=2):
     url = "%s/%s/%s" % (server.endpoint, server.bucket, key)
     best = None
     for _ in range(repeat):
+        os.sync()
         r = proc.run(_curl_base(server) + ["-o", "/dev/null", url]).check("curl GET")
         best = r.wall if best is None else min(best, r.wall)
     return best

@@ -276,10 +276,15 @@ def details(m, scale, cpus):
             if "w2_%s_fs_%s" % (kind, d) not in m:
                 continue
             f, r = m["w2_%s_fs_%s" % (kind, d)], m["w2_%s_rc_%s" % (kind, d)]
-            out.append("- W2 %s %s: FolderSync %.2f s, %.2f CPU s, %.1f MiB; rclone %.2f s, "
-                       "%.2f CPU s, %.1f MiB." % (kind, d, f["wall"], f["cpu"], f["rss"],
-                                                  r["wall"], r["cpu"], r["rss"]))
+            out.append("- W2 %s %s: FolderSync %.2f s, %.2f CPU s, %.1f MiB (runs: %s MB/s); "
+                       "rclone %.2f s, %.2f CPU s, %.1f MiB (runs: %s MB/s)."
+                       % (kind, d, f["wall"], f["cpu"], f["rss"], _runs(f), r["wall"], r["cpu"],
+                          r["rss"], _runs(r)))
     return "\n".join(out)
+
+
+def _runs(line):
+    return ", ".join("%.0f" % v for v in line.get("runs_mb_s", [line["mb_s"]]))
 
 
 def gross(rs):
