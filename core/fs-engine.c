@@ -125,6 +125,8 @@ struct _FsEngine {
   GHashTable *remote;       /* effective path → FsRecord head or NULL (see remote_head()) */
   GHashTable *local;        /* path → FsEntry (scan) */
   GHashTable *actions;      /* path → FsActionType planned for it */
+  GHashTable *lost;         /* paths whose synced version base_lost() found */
+  GHashTable *head_versions; /* versions that are heads, read when base_lost() needs them */
   FsIgnore *ignore;         /* the rules of the walk */
   FsSyncStats *stats;
   GPtrArray *messages;
@@ -192,6 +194,56 @@ record_by_version (FsEngine *self, const gchar *version)
   return record;
 }
 
+/* Whether the version this device synced @base with left the remote tree
+ * without anything replacing it: two chains of records of one path that did
+ * not see each other (a directory two devices made, each then changed on
+ * its own) both end there, the tree keeps one head per path, and the other
+ * chain's won. Following @head would then drop @local's content everywhere,
+ * so the caller keeps it instead (as a conflict copy beside a live head, or
+ * as the edit that beats a deletion). A directory has no content to lose;
+ * a version kept under a conflict name is not lost. */
+static gboolean
+base_lost (FsEngine *self, const FsEntry *local, const FsEntry *base, const FsRecord *head,
+           gboolean *lost, GError **error)
+{
+  g_autoptr(GHashTable) seen = NULL;
+  const FsRecord *r = head;
+  const FsRecord *ours;
+  gboolean replaced = FALSE;
+
+  *lost = FALSE;
+  if (local == NULL || base == NULL || head == NULL || base->version == NULL
+      || (base->kind != FS_KIND_FILE && base->kind != FS_KIND_SYMLINK)
+      || g_strcmp0 (head->version, base->version) == 0)
+    return TRUE;
+  /* Usually @head replaces @base, or a few records that do. A record
+   * missing from the index ends the walk early: at worst a needless copy. */
+  seen = g_hash_table_new (g_str_hash, g_str_equal);
+  while (r != NULL && r->replaces != NULL && g_hash_table_add (seen, r->replaces))
+    {
+      if (g_strcmp0 (r->replaces, base->version) == 0)
+        return TRUE;
+      r = record_by_version (self, r->replaces);
+    }
+  ours = record_by_version (self, base->version);
+  if (ours == NULL || ours->deleted)
+    return TRUE;
+  if (!fs_index_version_replaced (self->index, base->version, &replaced, error))
+    return FALSE;
+  if (replaced)
+    return TRUE;
+  /* Rare (a version that lost a sibling conflict, mostly): the heads are
+   * read once per sync, not scanned per path. */
+  if (self->head_versions == NULL)
+    {
+      self->head_versions = fs_index_head_versions (self->index, error);
+      if (self->head_versions == NULL)
+        return FALSE;
+    }
+  *lost = !g_hash_table_contains (self->head_versions, base->version);
+  return TRUE;
+}
+
 /* Per sync: the heads and records the sync looks at, read from the index as
  * needed. */
 static void
@@ -208,6 +260,7 @@ end_remote (FsEngine *self)
 {
   g_clear_pointer (&self->remote, g_hash_table_unref);
   g_clear_pointer (&self->records, g_hash_table_unref);
+  g_clear_pointer (&self->head_versions, g_hash_table_unref);
 }
 
 #define HEADS_MARKER "heads_marker"
@@ -1095,8 +1148,9 @@ flush_records (FsEngine *self, GError **error)
     {
       PendingRecord *p = g_ptr_array_index (pending, i);
       add_counts (self->stats, &p->counts);
-      emit_event (self, FS_SYNC_EVENT_FILE_SYNCED,
-                  p->base != NULL ? p->base->path : p->forget_path, p->direction);
+      if (p->base != NULL || p->forget_path != NULL)
+        emit_event (self, FS_SYNC_EVENT_FILE_SYNCED,
+                    p->base != NULL ? p->base->path : p->forget_path, p->direction);
     }
   return TRUE;
 }
@@ -1472,6 +1526,40 @@ do_delete_remote (FsEngine *self, const FsEntry *base, const FsRecord *remote, G
   record->deleted = TRUE;
   return commit_record (self, record, NULL, base != NULL ? base->path : remote->path,
                         "deleted-remote", &counts, error);
+}
+
+/* Ends the chain of @base's version, which lost its path to another chain
+ * (base_lost()), with a deletion: its content is kept as a new file (a
+ * conflict copy) or a new version, so the lost chain must never take the
+ * path back when the other one moves on (a live record beats a deletion),
+ * and another device that synced the same version sees it replaced and
+ * follows the head instead of keeping a copy of its own. */
+static gboolean
+retire_lost (FsEngine *self, const FsEntry *base, GError **error)
+{
+  const FsRecord *ours = record_by_version (self, base->version);
+  FsRecord *record;
+  const FsSyncStats counts = { 0 };
+
+  if (ours == NULL)
+    return TRUE; /* base_lost() found it: only a failed lookup gets here */
+  record = fs_record_new ();
+  record->version = random_id (16);
+  record->replaces = g_strdup (ours->version);
+  record->path = g_strdup (ours->path);
+  record->kind = ours->kind;
+  record->deleted = TRUE;
+  return commit_record (self, record, NULL, NULL, "deleted-remote", &counts, error);
+}
+
+/* After the content of a lost version (base_lost()) was kept, never before:
+ * a failed keep leaves the version lost, to be kept at the next sync. */
+static gboolean
+retire_if_lost (FsEngine *self, const gchar *path, const FsEntry *base, GError **error)
+{
+  if (base == NULL || self->lost == NULL || !g_hash_table_contains (self->lost, path))
+    return TRUE;
+  return retire_lost (self, base, error);
 }
 
 /* ---- downloads ---------------------------------------------------------- */
@@ -2149,7 +2237,7 @@ run_action (FsEngine *self, const gchar *path, FsActionType action, GError **err
         }
       return TRUE;
     case FS_ACTION_UPLOAD:
-      return do_upload (self, local, remote, error);
+      return do_upload (self, local, remote, error) && retire_if_lost (self, path, base, error);
     case FS_ACTION_DOWNLOAD:
       return do_download (self, path, local, remote, error);
     case FS_ACTION_DELETE_REMOTE:
@@ -2166,7 +2254,8 @@ run_action (FsEngine *self, const gchar *path, FsActionType action, GError **err
     case FS_ACTION_FORGET:
       return base == NULL || index_remove (self, path, error);
     case FS_ACTION_CONFLICT:
-      return do_conflict (self, path, local, remote, error);
+      return do_conflict (self, path, local, remote, error)
+             && retire_if_lost (self, path, base, error);
     default:
       g_assert_not_reached ();
     }
@@ -2280,6 +2369,7 @@ plan_and_act (FsEngine *self, GPtrArray *paths, GHashTable *local, GHashTable *b
   g_autoptr(GArray) touch = NULL;
   g_autoptr(GArray) late = NULL;
   g_autoptr(GHashTable) action_of = NULL;
+  g_autoptr(GHashTable) lost = NULL;
   gboolean ok = TRUE;
 
   actions = g_array_sized_new (FALSE, FALSE, sizeof (FsActionType), paths->len);
@@ -2287,6 +2377,7 @@ plan_and_act (FsEngine *self, GPtrArray *paths, GHashTable *local, GHashTable *b
    * others (nearly all, in a sync with few changes) are skipped below. */
   touch = g_array_sized_new (FALSE, TRUE, sizeof (gboolean), paths->len);
   action_of = g_hash_table_new (g_str_hash, g_str_equal);
+  lost = g_hash_table_new (g_str_hash, g_str_equal);
   for (guint i = 0; i < paths->len; i++)
     {
       const gchar *path = g_ptr_array_index (paths, i);
@@ -2296,6 +2387,18 @@ plan_and_act (FsEngine *self, GPtrArray *paths, GHashTable *local, GHashTable *b
       FsActionType action = fs_reconcile (l, b, r);
       FsKind kind = l != NULL ? l->kind : b != NULL ? b->kind : r != NULL ? r->kind : FS_KIND_NONE;
       gboolean stat_changed = l != NULL && b != NULL && !fs_entry_same_stat (l, b);
+
+      gboolean lost_here = FALSE;
+
+      if ((action == FS_ACTION_DOWNLOAD || action == FS_ACTION_DELETE_LOCAL)
+          && !base_lost (self, l, b, r, &lost_here, error))
+        return FALSE;
+      if (lost_here)
+        {
+          g_debug ("‘%s’: version %s lost the path to another chain; kept", path, b->version);
+          action = r->deleted ? FS_ACTION_UPLOAD : FS_ACTION_CONFLICT;
+          g_hash_table_add (lost, (gpointer) path);
+        }
 
       /* Ignored means no longer synced, in either direction; never deleted. */
       if (fs_ignore_matches (ignore, path, kind == FS_KIND_DIR))
@@ -2308,6 +2411,8 @@ plan_and_act (FsEngine *self, GPtrArray *paths, GHashTable *local, GHashTable *b
       g_array_append_val (actions, action);
       g_array_append_val (touch, stat_changed);
     }
+  /* The heads move as our records land: read again next time. */
+  g_clear_pointer (&self->head_versions, g_hash_table_unref);
   if (!self->confirm_deletes)
     hold_mass_deletes (self, paths, actions, n_base, stats, messages);
   /* After the guard: a held deletion keeps its path. */
@@ -2320,6 +2425,7 @@ plan_and_act (FsEngine *self, GPtrArray *paths, GHashTable *local, GHashTable *b
   self->local = local;
   self->ignore = ignore;
   self->actions = action_of;
+  self->lost = lost;
   self->stats = stats;
   self->messages = messages;
   self->cancellable = cancellable;
@@ -2424,6 +2530,7 @@ plan_and_act (FsEngine *self, GPtrArray *paths, GHashTable *local, GHashTable *b
   self->local = NULL;
   self->ignore = NULL;
   self->actions = NULL;
+  self->lost = NULL;
   self->stats = NULL;
   self->messages = NULL;
   self->cancellable = NULL;

@@ -26,6 +26,8 @@ typedef enum {
   STMT_HEAD_LOOKUP,
   STMT_HEAD_PUT,
   STMT_HEAD_CLEAR,
+  STMT_VERSION_REPLACED,
+  STMT_HEAD_VERSIONS,
   STMT_LAST
 } FsIndexStmt;
 
@@ -59,6 +61,8 @@ static const gchar *const stmt_sql[STMT_LAST] = {
   [STMT_HEAD_PUT] = "INSERT OR REPLACE INTO heads (" HEAD_COLUMNS ", contested) SELECT "
                     RECORD_COLUMNS ", ?1, ?3 FROM records WHERE version = ?2",
   [STMT_HEAD_CLEAR] = "DELETE FROM heads",
+  [STMT_VERSION_REPLACED] = "SELECT EXISTS (SELECT 1 FROM records WHERE replaces = ?1)",
+  [STMT_HEAD_VERSIONS] = "SELECT version FROM heads",
 };
 
 /* migrations[i] takes the schema from version i to i + 1. Append only: a
@@ -685,6 +689,51 @@ fs_index_put_head (FsIndex *self, const gchar *path, const gchar *version, gbool
   bind_text (stmt, 2, version);
   sqlite3_bind_int (stmt, 3, contested ? 1 : 0);
   return step_done (self, stmt, "storing the remote tree", error);
+}
+
+gboolean
+fs_index_version_replaced (FsIndex *self, const gchar *version, gboolean *replaced,
+                           GError **error)
+{
+  sqlite3_stmt *stmt;
+  int rc;
+
+  g_return_val_if_fail (FS_IS_INDEX (self), FALSE);
+  g_return_val_if_fail (version != NULL && replaced != NULL, FALSE);
+
+  stmt = get_stmt (self, STMT_VERSION_REPLACED);
+  bind_text (stmt, 1, version);
+  rc = sqlite3_step (stmt);
+  if (rc == SQLITE_ROW)
+    *replaced = sqlite3_column_int (stmt, 0) != 0;
+  sqlite3_reset (stmt);
+  if (rc != SQLITE_ROW)
+    {
+      set_db_error (self, rc, "looking up a journal record", error);
+      return FALSE;
+    }
+  return TRUE;
+}
+
+GHashTable *
+fs_index_head_versions (FsIndex *self, GError **error)
+{
+  g_autoptr(GHashTable) versions = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
+  sqlite3_stmt *stmt;
+  int rc;
+
+  g_return_val_if_fail (FS_IS_INDEX (self), NULL);
+
+  stmt = get_stmt (self, STMT_HEAD_VERSIONS);
+  while ((rc = sqlite3_step (stmt)) == SQLITE_ROW)
+    g_hash_table_add (versions, column_strdup (stmt, 0));
+  sqlite3_reset (stmt);
+  if (rc != SQLITE_DONE)
+    {
+      set_db_error (self, rc, "reading the remote tree", error);
+      return NULL;
+    }
+  return g_steal_pointer (&versions);
 }
 
 gboolean

@@ -46,6 +46,12 @@ FsRecord *fs_index_lookup_head (FsIndex *self, const gchar *path, gboolean *cont
 gboolean fs_index_put_head (FsIndex *self, const gchar *path, const gchar *version,
                             gboolean contested, GError **error);
 gboolean fs_index_clear_heads (FsIndex *self, GError **error);
+/* @replaced: some record replaces @version. */
+gboolean fs_index_version_replaced (FsIndex *self, const gchar *version, gboolean *replaced,
+                                    GError **error);
+/* The set of the versions that are heads of some path (maybe under a
+ * conflict name): one pass over the remote tree. */
+GHashTable *fs_index_head_versions (FsIndex *self, GError **error);
 
 /* Entries or heads one at a time in tree order (fs_path_tree_cmp()), for a
  * whole sync that must not hold the folder in memory. next_*() return NULL at

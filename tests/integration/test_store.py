@@ -642,6 +642,72 @@ def test_heads_match_derived_tree():
     ws.cleanup()
 
 
+def test_twin_directory_replaced_while_apart():
+    """Two devices make a directory "d" without seeing each other's record;
+    still apart, A replaces its "d" with a file (and, in the second case, B
+    with a file of its own first), and a third device C syncs A's file. Two
+    chains of records then end at "d" and the tree keeps one: the device
+    whose file's chain lost keeps it as a conflict copy beside the winner
+    (base_lost() in fs-engine.c) and ends the lost chain with a deletion, so
+    that chain never takes the path back, and C, which synced the same
+    version, does not keep a second copy of it. Every file's content is in
+    the tree exactly once. Version ids are random, so which chain wins
+    changes from run to run: the first case runs until A's file lost (a
+    third of the runs); in the second one file always loses."""
+    for b_file in (False, True):
+        lost = False
+        for attempt in range(40):
+            ws, a, b = pair("twin-%d-%d" % (b_file, attempt))
+            c = ws.device("c", a.store, a.key)
+            for dev in (a, b, c):
+                dev.sync()
+            journal = os.path.join(a.store, "journal")
+            hidden = ws.path("hidden")
+            os.makedirs(hidden)
+
+            def move(devs, src, dst):
+                for d in devs:
+                    os.rename(os.path.join(src, d), os.path.join(dst, d))
+
+            os.makedirs(os.path.join(a.root, "d"))
+            a.sync()
+            a_journal = set(os.listdir(journal))
+            move(a_journal, journal, hidden)  # B makes "d" without A's record
+            os.makedirs(os.path.join(b.root, "d"))
+            b.sync()
+            if b_file:
+                os.rmdir(os.path.join(b.root, "d"))
+                write(os.path.join(b.root, "d"), b"file from b")
+                b.sync()
+            b_journal = set(os.listdir(journal))
+            move(b_journal, journal, hidden)  # and A replaces its "d" without B's
+            move(a_journal, hidden, journal)
+            os.rmdir(os.path.join(a.root, "d"))
+            write(os.path.join(a.root, "d"), b"file from a")
+            a.sync()
+            c.sync()
+            check(open(os.path.join(c.root, "d"), "rb").read() == b"file from a", "c: no file")
+            move(b_journal, hidden, journal)
+            for _ in range(3):
+                for dev in (a, b, c):
+                    dev.sync()
+            tree = converged(a, b)
+            converged(a, c)
+            files = {path: v[1] for path, v in tree.items() if v[0] == "file"}
+            wanted = [b"file from a"] + ([b"file from b"] if b_file else [])
+            check(sorted(files.values()) == sorted(wanted),
+                  "case %d, run %d: files %r, wanted one of each of %r"
+                  % (b_file, attempt, files, wanted))
+            copies = [path for path in files if path != b"d"]
+            check(all(path.startswith(b"d (conflict ") for path in copies),
+                  "case %d: %r" % (b_file, sorted(files)))
+            check(b_file or copies or tree[b"d"][1] == b"file from a", "case 0: %r" % tree)
+            ws.cleanup()
+            if copies:
+                lost = True
+                break
+        check(lost, "case %d: no file lost the path in 40 runs" % b_file)
+
 def objects_now(store):
     out = []
     for dirpath, _, filenames in os.walk(os.path.join(store, "o")):
@@ -719,4 +785,5 @@ if __name__ == "__main__":
                         test_no_plaintext_in_store, test_tamper_each_object, test_names_round_trip,
                         test_restart_does_no_work, test_small_files_packed,
                         test_remote_tree_kept_in_index, test_tree_order_names,
-                        test_heads_match_derived_tree]))
+                        test_heads_match_derived_tree,
+                        test_twin_directory_replaced_while_apart]))

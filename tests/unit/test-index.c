@@ -537,6 +537,24 @@ test_index_heads (Fixture *f, gconstpointer data)
   g_assert_false (contested);
   g_clear_pointer (&got, fs_record_free);
 
+  /* What base_lost() in the engine asks: is a version replaced by a record,
+   * or a head somewhere (under its NFC key here)? */
+  {
+    g_autoptr (GHashTable) versions = fs_index_head_versions (index, &error);
+    gboolean replaced = TRUE;
+
+    g_assert_no_error (error);
+    g_assert_cmpuint (g_hash_table_size (versions), ==, 2); /* no ghost */
+    g_assert_true (g_hash_table_contains (versions, "v1"));
+    g_assert_true (g_hash_table_contains (versions, "v3"));
+    g_assert_false (g_hash_table_contains (versions, "v2"));
+    g_assert_true (fs_index_version_replaced (index, "v2", &replaced, &error));
+    g_assert_true (replaced);
+    g_assert_true (fs_index_version_replaced (index, "v3", &replaced, &error));
+    g_assert_false (replaced);
+    g_assert_no_error (error);
+  }
+
   /* The light cursor: tree order, path, version and deleted only. */
   cursor = fs_index_heads_cursor (index, &error);
   g_assert_no_error (error);
