@@ -199,12 +199,13 @@ record_by_version (FsEngine *self, const gchar *version)
  * not see each other (a directory two devices made, each then changed on
  * its own) both end there, the tree keeps one head per path, and the other
  * chain's won. Following @head would then drop @local's content everywhere,
- * so the caller keeps it instead (as a conflict copy beside a live head, or
- * as the edit that beats a deletion). A directory has no content to lose;
- * a version kept under a conflict name is not lost. */
+ * so the caller keeps it if it is still here (as a conflict copy beside a
+ * live head, or as the edit that beats a deletion) and then ends its chain
+ * (retire_lost()). A directory has no content to lose; a version kept
+ * under a conflict name is not lost. */
 static gboolean
-base_lost (FsEngine *self, const FsEntry *local, const FsEntry *base, const FsRecord *head,
-           gboolean *lost, GError **error)
+base_lost (FsEngine *self, const FsEntry *base, const FsRecord *head, gboolean *lost,
+           GError **error)
 {
   g_autoptr(GHashTable) seen = NULL;
   const FsRecord *r = head;
@@ -212,7 +213,7 @@ base_lost (FsEngine *self, const FsEntry *local, const FsEntry *base, const FsRe
   gboolean replaced = FALSE;
 
   *lost = FALSE;
-  if (local == NULL || base == NULL || head == NULL || base->version == NULL
+  if (base == NULL || head == NULL || base->version == NULL
       || (base->kind != FS_KIND_FILE && base->kind != FS_KIND_SYMLINK)
       || g_strcmp0 (head->version, base->version) == 0)
     return TRUE;
@@ -1003,6 +1004,7 @@ typedef struct
   gchar *forget_path;  /* the index entry to remove, or NULL */
   const gchar *direction; /* the FILE_SYNCED event: "up", "deleted-remote" */
   FsSyncStats counts;  /* added to the sync's stats when it landed */
+  gchar *retired;      /* the lost version it ends (retire_lost()), or NULL */
 } PendingRecord;
 
 static void
@@ -1011,6 +1013,7 @@ pending_record_free (PendingRecord *p)
   fs_record_free (p->record);
   fs_entry_free (p->base);
   g_free (p->forget_path);
+  g_free (p->retired);
   g_free (p);
 }
 
@@ -1023,6 +1026,8 @@ add_counts (FsSyncStats *stats, const FsSyncStats *counts)
   stats->dirs_created += counts->dirs_created;
   stats->deleted_remote += counts->deleted_remote;
 }
+
+static gboolean forget_lost (FsEngine *self, const gchar *version, GError **error);
 
 /* Writes the queued records to the journal as one segment, then records
  * them, their cursor and their index entries in one transaction. Until then
@@ -1106,7 +1111,8 @@ flush_records (FsEngine *self, GError **error)
       PendingRecord *p = g_ptr_array_index (pending, i);
       if (!fs_index_add_record (self->index, p->record, error) ||
           (p->base != NULL && !fs_index_put (self->index, p->base, error)) ||
-          (p->forget_path != NULL && !fs_index_remove (self->index, p->forget_path, error)))
+          (p->forget_path != NULL && !fs_index_remove (self->index, p->forget_path, error)) ||
+          (p->retired != NULL && !forget_lost (self, p->retired, error)))
         {
           fs_index_rollback (self->index);
           return FALSE;
@@ -1528,38 +1534,85 @@ do_delete_remote (FsEngine *self, const FsEntry *base, const FsRecord *remote, G
                         "deleted-remote", &counts, error);
 }
 
-/* Ends the chain of @base's version, which lost its path to another chain
- * (base_lost()), with a deletion: its content is kept as a new file (a
- * conflict copy) or a new version, so the lost chain must never take the
- * path back when the other one moves on (a live record beats a deletion),
- * and another device that synced the same version sees it replaced and
- * follows the head instead of keeping a copy of its own. */
+#define LOST_PREFIX "lost/"
+
+/* Ends the chain of @version, which lost its path to another chain
+ * (base_lost()), with a deletion once its content was kept (a conflict copy,
+ * a new version) or deleted here: "lost" is not lasting (which of two chains
+ * wins is a comparison of their current heads), so the lost chain must never
+ * take the path back when the other one moves on (a live record beats a
+ * deletion), and another device that synced the same version must see it
+ * replaced and follow the head instead of keeping a copy of its own. */
 static gboolean
-retire_lost (FsEngine *self, const FsEntry *base, GError **error)
+retire_lost (FsEngine *self, const gchar *version, GError **error)
 {
-  const FsRecord *ours = record_by_version (self, base->version);
+  const FsRecord *ours = record_by_version (self, version);
+  PendingRecord *p;
   FsRecord *record;
   const FsSyncStats counts = { 0 };
 
   if (ours == NULL)
-    return TRUE; /* base_lost() found it: only a failed lookup gets here */
+    return forget_lost (self, version, error);
   record = fs_record_new ();
   record->version = random_id (16);
   record->replaces = g_strdup (ours->version);
   record->path = g_strdup (ours->path);
   record->kind = ours->kind;
   record->deleted = TRUE;
-  return commit_record (self, record, NULL, NULL, "deleted-remote", &counts, error);
+  if (!commit_record (self, record, NULL, NULL, "deleted-remote", &counts, error))
+    return FALSE;
+  if (self->pending == NULL) /* it filled a segment, which landed */
+    return forget_lost (self, version, error);
+  p = g_ptr_array_index (self->pending, self->pending->len - 1);
+  p->retired = g_strdup (version);
+  return TRUE;
 }
 
-/* After the content of a lost version (base_lost()) was kept, never before:
- * a failed keep leaves the version lost, to be kept at the next sync. */
+/* The index remembers a lost version from before its content is kept until
+ * its deletion record landed: keeping it may already be in the index (the
+ * download of the head), its deletion record not yet in the journal, when
+ * the sync fails or the process dies. retire_noted() finishes it then. */
 static gboolean
-retire_if_lost (FsEngine *self, const gchar *path, const FsEntry *base, GError **error)
+note_lost (FsEngine *self, const gchar *version, const gchar *path, GError **error)
 {
-  if (base == NULL || self->lost == NULL || !g_hash_table_contains (self->lost, path))
-    return TRUE;
-  return retire_lost (self, base, error);
+  g_autofree gchar *key = g_strconcat (LOST_PREFIX, version, NULL);
+  return fs_index_set_meta (self->index, key, path, error);
+}
+
+static gboolean
+forget_lost (FsEngine *self, const gchar *version, GError **error)
+{
+  g_autofree gchar *key = g_strconcat (LOST_PREFIX, version, NULL);
+  return fs_index_delete_meta (self->index, key, error);
+}
+
+/* Retires each lost version noted by a sync that did not finish, once its
+ * path moved on here (else this sync's plan keeps it again). */
+static gboolean
+retire_noted (FsEngine *self, GError **error)
+{
+  g_autoptr(GHashTable) noted = fs_index_list_meta (self->index, LOST_PREFIX, error);
+  GHashTableIter iter;
+  gpointer version, path;
+
+  if (noted == NULL)
+    return FALSE;
+  g_hash_table_iter_init (&iter, noted);
+  while (g_hash_table_iter_next (&iter, &version, &path))
+    {
+      g_autoptr(FsEntry) entry = fs_index_lookup (self->index, path, error);
+      gboolean replaced = FALSE;
+
+      if (entry == NULL && error != NULL && *error != NULL)
+        return FALSE;
+      if (entry != NULL && g_strcmp0 (entry->version, version) == 0)
+        continue;
+      if (!fs_index_version_replaced (self->index, version, &replaced, error))
+        return FALSE;
+      if (!(replaced ? forget_lost (self, version, error) : retire_lost (self, version, error)))
+        return FALSE;
+    }
+  return TRUE;
 }
 
 /* ---- downloads ---------------------------------------------------------- */
@@ -2221,44 +2274,58 @@ run_action (FsEngine *self, const gchar *path, FsActionType action, GError **err
   g_autoptr(FsEntry) base = fs_index_lookup (self->index, path, error);
   FsRecord *remote = remote_head (self, path);
 
+  gboolean lost = base != NULL && self->lost != NULL && g_hash_table_contains (self->lost, path);
+  gboolean ok;
+
   if (base == NULL && error != NULL && *error != NULL)
     return FALSE;
   g_debug ("%s: %s", path, fs_action_to_string (action));
+  if (lost && !note_lost (self, base->version, path, error))
+    return FALSE;
   switch (action)
     {
     case FS_ACTION_NOTHING:
       /* Same content, new stat data (a touch): remember it so the next scan
        * does not hash the file again. */
+      ok = TRUE;
       if (local != NULL && base != NULL && !fs_entry_same_stat (local, base))
         {
           g_autoptr(FsEntry) updated = fs_entry_copy (local);
           updated->version = g_strdup (base->version);
-          return index_put (self, updated, error);
+          ok = index_put (self, updated, error);
         }
-      return TRUE;
+      break;
     case FS_ACTION_UPLOAD:
-      return do_upload (self, local, remote, error) && retire_if_lost (self, path, base, error);
+      ok = do_upload (self, local, remote, error);
+      break;
     case FS_ACTION_DOWNLOAD:
-      return do_download (self, path, local, remote, error);
+      ok = do_download (self, path, local, remote, error);
+      break;
     case FS_ACTION_DELETE_REMOTE:
-      return do_delete_remote (self, base, remote, error);
+      ok = do_delete_remote (self, base, remote, error);
+      break;
     case FS_ACTION_DELETE_LOCAL:
-      return do_delete_local (self, local, base, error);
+      ok = do_delete_local (self, local, base, error);
+      break;
     case FS_ACTION_RECORD:
       {
         g_autoptr(FsEntry) updated = fs_entry_copy (local);
         g_free (updated->version);
         updated->version = g_strdup (remote->version);
-        return index_put (self, updated, error);
+        ok = index_put (self, updated, error);
       }
+      break;
     case FS_ACTION_FORGET:
-      return base == NULL || index_remove (self, path, error);
+      ok = base == NULL || index_remove (self, path, error);
+      break;
     case FS_ACTION_CONFLICT:
-      return do_conflict (self, path, local, remote, error)
-             && retire_if_lost (self, path, base, error);
+      ok = do_conflict (self, path, local, remote, error);
+      break;
     default:
       g_assert_not_reached ();
     }
+  /* After the content was kept, never before (see note_lost()). */
+  return ok && (!lost || retire_lost (self, base->version, error));
 }
 
 static gint
@@ -2390,16 +2457,6 @@ plan_and_act (FsEngine *self, GPtrArray *paths, GHashTable *local, GHashTable *b
 
       gboolean lost_here = FALSE;
 
-      if ((action == FS_ACTION_DOWNLOAD || action == FS_ACTION_DELETE_LOCAL)
-          && !base_lost (self, l, b, r, &lost_here, error))
-        return FALSE;
-      if (lost_here)
-        {
-          g_debug ("‘%s’: version %s lost the path to another chain; kept", path, b->version);
-          action = r->deleted ? FS_ACTION_UPLOAD : FS_ACTION_CONFLICT;
-          g_hash_table_add (lost, (gpointer) path);
-        }
-
       /* Ignored means no longer synced, in either direction; never deleted. */
       if (fs_ignore_matches (ignore, path, kind == FS_KIND_DIR))
         {
@@ -2407,6 +2464,16 @@ plan_and_act (FsEngine *self, GPtrArray *paths, GHashTable *local, GHashTable *b
             return FALSE;
           action = FS_ACTION_NOTHING;
           stat_changed = FALSE;
+        }
+      else if (action != FS_ACTION_NOTHING && !base_lost (self, b, r, &lost_here, error))
+        return FALSE;
+      if (lost_here)
+        {
+          g_debug ("‘%s’: version %s lost the path to another chain", path, b->version);
+          /* Still here unchanged: not to be overwritten or deleted. */
+          if (l != NULL && (action == FS_ACTION_DOWNLOAD || action == FS_ACTION_DELETE_LOCAL))
+            action = r->deleted ? FS_ACTION_UPLOAD : FS_ACTION_CONFLICT;
+          g_hash_table_add (lost, (gpointer) path);
         }
       g_array_append_val (actions, action);
       g_array_append_val (touch, stat_changed);
@@ -2440,7 +2507,7 @@ plan_and_act (FsEngine *self, GPtrArray *paths, GHashTable *local, GHashTable *b
                                     g_hash_table_lookup (local, path), remote_head (self, path));
       g_array_append_val (late, is_late);
     }
-  ok = start_transfers (self, paths, actions, error);
+  ok = retire_noted (self, error) && start_transfers (self, paths, actions, error);
   report_progress (self);
   for (guint pass = 0; pass < 2 && ok; pass++)
     {

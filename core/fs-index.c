@@ -28,6 +28,8 @@ typedef enum {
   STMT_HEAD_CLEAR,
   STMT_VERSION_REPLACED,
   STMT_HEAD_VERSIONS,
+  STMT_META_DELETE,
+  STMT_META_PREFIX,
   STMT_LAST
 } FsIndexStmt;
 
@@ -63,6 +65,9 @@ static const gchar *const stmt_sql[STMT_LAST] = {
   [STMT_HEAD_CLEAR] = "DELETE FROM heads",
   [STMT_VERSION_REPLACED] = "SELECT EXISTS (SELECT 1 FROM records WHERE replaces = ?1)",
   [STMT_HEAD_VERSIONS] = "SELECT version FROM heads",
+  [STMT_META_DELETE] = "DELETE FROM meta WHERE key = ?1",
+  [STMT_META_PREFIX] = "SELECT substr (key, length (?1) + 1), value FROM meta "
+                       "WHERE substr (key, 1, length (?1)) = ?1",
 };
 
 /* migrations[i] takes the schema from version i to i + 1. Append only: a
@@ -847,6 +852,42 @@ fs_index_set_meta (FsIndex *self, const gchar *key, const gchar *value, GError *
   bind_text (stmt, 1, key);
   bind_text (stmt, 2, value);
   return step_done (self, stmt, "storing a setting", error);
+}
+
+gboolean
+fs_index_delete_meta (FsIndex *self, const gchar *key, GError **error)
+{
+  sqlite3_stmt *stmt;
+
+  g_return_val_if_fail (FS_IS_INDEX (self), FALSE);
+  g_return_val_if_fail (key != NULL, FALSE);
+
+  stmt = get_stmt (self, STMT_META_DELETE);
+  bind_text (stmt, 1, key);
+  return step_done (self, stmt, "removing a setting", error);
+}
+
+GHashTable *
+fs_index_list_meta (FsIndex *self, const gchar *prefix, GError **error)
+{
+  g_autoptr(GHashTable) found = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
+  sqlite3_stmt *stmt;
+  int rc;
+
+  g_return_val_if_fail (FS_IS_INDEX (self), NULL);
+  g_return_val_if_fail (prefix != NULL, NULL);
+
+  stmt = get_stmt (self, STMT_META_PREFIX);
+  bind_text (stmt, 1, prefix);
+  while ((rc = sqlite3_step (stmt)) == SQLITE_ROW)
+    g_hash_table_insert (found, column_strdup (stmt, 0), column_strdup (stmt, 1));
+  sqlite3_reset (stmt);
+  if (rc != SQLITE_DONE)
+    {
+      set_db_error (self, rc, "reading the settings", error);
+      return NULL;
+    }
+  return g_steal_pointer (&found);
 }
 
 gint

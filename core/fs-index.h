@@ -79,6 +79,9 @@ gchar *fs_index_get_meta (FsIndex *self, const gchar *key);
 /* Like get_meta, but a database error is an error, not a missing value. */
 gboolean fs_index_read_meta (FsIndex *self, const gchar *key, gchar **value, GError **error);
 gboolean fs_index_set_meta (FsIndex *self, const gchar *key, const gchar *value, GError **error);
+gboolean fs_index_delete_meta (FsIndex *self, const gchar *key, GError **error);
+/* The settings whose key starts with @prefix: key without @prefix → value. */
+GHashTable *fs_index_list_meta (FsIndex *self, const gchar *prefix, GError **error);
 
 gint fs_index_get_schema_version (FsIndex *self);
 

@@ -642,71 +642,134 @@ def test_heads_match_derived_tree():
     ws.cleanup()
 
 
+def twin_directory_apart(name, b_change, a_change="file"):
+    """Devices A and B make a directory "d" without seeing each other's
+    record; still apart, B changes its "d" (b_change: None, "file") and then
+    A its own (a_change: "file", replaced by a file; "edit", replaced by a
+    file, synced, then edited; "delete", replaced by a file, synced, then
+    deleted); device C syncs A's file before it sees B's records. Two chains
+    of records of "d" then end there. -> (ws, a, b, c), all apart no more."""
+    ws, a, b = pair(name)
+    c = ws.device("c", a.store, a.key)
+    for dev in (a, b, c):
+        dev.sync()
+    journal = os.path.join(a.store, "journal")
+    hidden = ws.path("hidden")
+    os.makedirs(hidden)
+
+    def move(devs, src, dst):
+        for d in devs:
+            os.rename(os.path.join(src, d), os.path.join(dst, d))
+
+    os.makedirs(os.path.join(a.root, "d"))
+    a.sync()
+    a_journal = set(os.listdir(journal))
+    move(a_journal, journal, hidden)
+    os.makedirs(os.path.join(b.root, "d"))
+    b.sync()
+    if b_change == "file":
+        os.rmdir(os.path.join(b.root, "d"))
+        write(os.path.join(b.root, "d"), b"file from b")
+        b.sync()
+    b_journal = set(os.listdir(journal)) - a_journal
+    move(b_journal, journal, hidden)
+    move(a_journal, hidden, journal)
+    os.rmdir(os.path.join(a.root, "d"))
+    write(os.path.join(a.root, "d"), b"file from a")
+    a.sync()
+    c.sync()
+    check(open(os.path.join(c.root, "d"), "rb").read() == b"file from a", "c: no file")
+    if a_change == "edit":
+        write(os.path.join(a.root, "d"), b"edited on a")
+    elif a_change == "delete":
+        os.unlink(os.path.join(a.root, "d"))
+    move(b_journal, hidden, journal)
+    a.journal_dirs = a_journal
+    return ws, a, b, c
+
+
+def settle(devs, rounds=3):
+    for _ in range(rounds):
+        for dev in devs:
+            dev.sync()
+    tree = converged(devs[0], devs[1])
+    for dev in devs[2:]:
+        converged(devs[0], dev)
+    return {path: v[1] for path, v in tree.items() if v[0] == "file"}, tree
+
+
 def test_twin_directory_replaced_while_apart():
-    """Two devices make a directory "d" without seeing each other's record;
-    still apart, A replaces its "d" with a file (and, in the second case, B
-    with a file of its own first), and a third device C syncs A's file. Two
-    chains of records then end at "d" and the tree keeps one: the device
-    whose file's chain lost keeps it as a conflict copy beside the winner
-    (base_lost() in fs-engine.c) and ends the lost chain with a deletion, so
-    that chain never takes the path back, and C, which synced the same
-    version, does not keep a second copy of it. Every file's content is in
+    """A file whose chain lost the path "d" to the other chain (see
+    twin_directory_apart()) is kept as a conflict copy beside the winner by
+    the device that holds it (base_lost() in fs-engine.c), which then ends
+    the lost chain with a deletion, so that chain never takes the path back
+    when the other moves on, and C, which synced the same version, keeps no
+    second copy. A version that A edited or deleted meanwhile ends the same
+    way: the edit is kept, the deletion stands. Every file's content is in
     the tree exactly once. Version ids are random, so which chain wins
-    changes from run to run: the first case runs until A's file lost (a
-    third of the runs); in the second one file always loses."""
-    for b_file in (False, True):
+    changes from run to run: a case with B's directory runs until A's file
+    lost (a third of the runs); with two files one always loses."""
+    cases = [("file", "file", ["file from a"]), (None, "file", ["file from a"]),
+             (None, "edit", ["edited on a"]), (None, "delete", [])]
+    for b_change, a_change, from_a in cases:
         lost = False
         for attempt in range(40):
-            ws, a, b = pair("twin-%d-%d" % (b_file, attempt))
-            c = ws.device("c", a.store, a.key)
-            for dev in (a, b, c):
-                dev.sync()
-            journal = os.path.join(a.store, "journal")
-            hidden = ws.path("hidden")
-            os.makedirs(hidden)
-
-            def move(devs, src, dst):
-                for d in devs:
-                    os.rename(os.path.join(src, d), os.path.join(dst, d))
-
-            os.makedirs(os.path.join(a.root, "d"))
-            a.sync()
-            a_journal = set(os.listdir(journal))
-            move(a_journal, journal, hidden)  # B makes "d" without A's record
-            os.makedirs(os.path.join(b.root, "d"))
-            b.sync()
-            if b_file:
-                os.rmdir(os.path.join(b.root, "d"))
-                write(os.path.join(b.root, "d"), b"file from b")
-                b.sync()
-            b_journal = set(os.listdir(journal))
-            move(b_journal, journal, hidden)  # and A replaces its "d" without B's
-            move(a_journal, hidden, journal)
-            os.rmdir(os.path.join(a.root, "d"))
-            write(os.path.join(a.root, "d"), b"file from a")
-            a.sync()
-            c.sync()
-            check(open(os.path.join(c.root, "d"), "rb").read() == b"file from a", "c: no file")
-            move(b_journal, hidden, journal)
-            for _ in range(3):
-                for dev in (a, b, c):
-                    dev.sync()
-            tree = converged(a, b)
-            converged(a, c)
-            files = {path: v[1] for path, v in tree.items() if v[0] == "file"}
-            wanted = [b"file from a"] + ([b"file from b"] if b_file else [])
-            check(sorted(files.values()) == sorted(wanted),
-                  "case %d, run %d: files %r, wanted one of each of %r"
-                  % (b_file, attempt, files, wanted))
-            copies = [path for path in files if path != b"d"]
-            check(all(path.startswith(b"d (conflict ") for path in copies),
-                  "case %d: %r" % (b_file, sorted(files)))
-            check(b_file or copies or tree[b"d"][1] == b"file from a", "case 0: %r" % tree)
-            ws.cleanup()
-            if copies:
+            ws, a, b, c = twin_directory_apart("twin-%s-%s-%d" % (b_change, a_change, attempt),
+                                               b_change, a_change)
+            files, tree = settle([a, b, c])
+            wanted = sorted(x.encode() for x in from_a + (["file from b"] if b_change else []))
+            what = "B %s, A %s, run %d" % (b_change, a_change, attempt)
+            check(sorted(files.values()) == wanted,
+                  "%s: files %r, wanted one of each of %r" % (what, files, wanted))
+            check(all(path == b"d" or path.startswith(b"d (conflict ") for path in files),
+                  "%s: %r" % (what, sorted(files)))
+            # B deletes "d" (its directory) or its file: the lost chain of A's
+            # file must not take the path back.
+            if tree.get(b"d", ("",))[0] == "dir" or files.get(b"d") == b"file from b":
                 lost = True
+                path = os.path.join(b.root, "d")
+                os.rmdir(path) if os.path.isdir(path) else os.unlink(path)
+                files, tree = settle([b, a, c], rounds=2)
+                check(b"d" not in tree, "%s: deleted \"d\" came back: %r" % (what, tree.get(b"d")))
+            ws.cleanup()
+            if lost:
                 break
-        check(lost, "case %d: no file lost the path in 40 runs" % b_file)
+        check(lost, "B %s, A %s: A's file never lost the path in 40 runs" % (b_change, a_change))
+
+
+def test_lost_version_retired_after_failed_sync():
+    """The sync that keeps a lost version's content (download of the winner,
+    conflict copy) fails before its records land: the journal of A is on a
+    read-only mount. The index remembers the lost version, and the next sync
+    ends its chain, so C keeps no second copy and the deleted path stays
+    deleted."""
+    if os.geteuid() != 0:
+        raise Skip("a read-only bind mount needs root")
+    import subprocess
+    for attempt in range(40):
+        ws, a, b, c = twin_directory_apart("lost-retry-%d" % attempt, None)
+        check(len(a.journal_dirs) == 1, "A's journal: %r" % a.journal_dirs)
+        ro = os.path.join(a.store, "journal", list(a.journal_dirs)[0])
+        if subprocess.run(["mount", "--bind", ro, ro]).returncode != 0:
+            raise Skip("cannot bind-mount here")
+        try:
+            subprocess.run(["mount", "-o", "remount,ro,bind", ro], check=True)
+            r = a.run()
+        finally:
+            subprocess.run(["umount", ro])
+        if r.returncode == 0:  # A's file won: nothing for A to write
+            ws.cleanup()
+            continue
+        check(os.path.isdir(os.path.join(a.root, "d")), "A did not take B's directory")
+        files, tree = settle([a, c, b])
+        check(sorted(files.values()) == [b"file from a"], "files %r" % files)
+        os.rmdir(os.path.join(b.root, "d"))
+        files, tree = settle([b, a, c], rounds=2)
+        check(b"d" not in tree, "deleted \"d\" came back: %r" % (tree.get(b"d"),))
+        ws.cleanup()
+        return
+    check(False, "A's file never lost the path in 40 runs")
+
 
 def objects_now(store):
     out = []
@@ -786,4 +849,5 @@ if __name__ == "__main__":
                         test_restart_does_no_work, test_small_files_packed,
                         test_remote_tree_kept_in_index, test_tree_order_names,
                         test_heads_match_derived_tree,
-                        test_twin_directory_replaced_while_apart]))
+                        test_twin_directory_replaced_while_apart,
+                        test_lost_version_retired_after_failed_sync]))
