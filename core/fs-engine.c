@@ -207,28 +207,19 @@ static gboolean
 base_lost (FsEngine *self, const FsEntry *base, const FsRecord *head, gboolean *lost,
            GError **error)
 {
-  g_autoptr(GHashTable) seen = NULL;
-  const FsRecord *r = head;
   const FsRecord *ours;
   gboolean replaced = FALSE;
 
   *lost = FALSE;
   if (base == NULL || head == NULL || base->version == NULL
       || (base->kind != FS_KIND_FILE && base->kind != FS_KIND_SYMLINK)
-      || g_strcmp0 (head->version, base->version) == 0)
+      || g_strcmp0 (head->version, base->version) == 0
+      || g_strcmp0 (head->replaces, base->version) == 0)
     return TRUE;
-  /* Usually @head replaces @base, or a few records that do. A record
-   * missing from the index ends the walk early: at worst a needless copy. */
-  seen = g_hash_table_new (g_str_hash, g_str_equal);
-  while (r != NULL && r->replaces != NULL && g_hash_table_add (seen, r->replaces))
-    {
-      if (g_strcmp0 (r->replaces, base->version) == 0)
-        return TRUE;
-      r = record_by_version (self, r->replaces);
-    }
   ours = record_by_version (self, base->version);
   if (ours == NULL || ours->deleted)
     return TRUE;
+  /* An ancestor of the head is replaced too (records_replaces). */
   if (!fs_index_version_replaced (self->index, base->version, &replaced, error))
     return FALSE;
   if (replaced)
@@ -1586,8 +1577,24 @@ forget_lost (FsEngine *self, const gchar *version, GError **error)
   return fs_index_delete_meta (self->index, key, error);
 }
 
+/* Whether a record of this sync, not landed yet, ends @version. */
+static gboolean
+retire_pending (FsEngine *self, const gchar *version)
+{
+  for (guint i = 0; self->pending != NULL && i < self->pending->len; i++)
+    {
+      PendingRecord *p = g_ptr_array_index (self->pending, i);
+      if (g_strcmp0 (p->retired, version) == 0)
+        return TRUE;
+    }
+  return FALSE;
+}
+
 /* Retires each lost version noted by a sync that did not finish, once its
- * path moved on here (else this sync's plan keeps it again). */
+ * path moved on here. A note whose path is still at that version is this
+ * sync's to act on (it is still lost: planned), or stale (its version won
+ * the path back meanwhile, or the path is ignored now): forgotten, as the
+ * version must then not be deleted. */
 static gboolean
 retire_noted (FsEngine *self, GError **error)
 {
@@ -1600,13 +1607,29 @@ retire_noted (FsEngine *self, GError **error)
   g_hash_table_iter_init (&iter, noted);
   while (g_hash_table_iter_next (&iter, &version, &path))
     {
-      g_autoptr(FsEntry) entry = fs_index_lookup (self->index, path, error);
+      g_autoptr(FsEntry) entry = NULL;
+      const FsRecord *head;
       gboolean replaced = FALSE;
 
+      if (retire_pending (self, version))
+        continue;
+      if (self->ignore != NULL && fs_ignore_matches (self->ignore, path, FALSE))
+        {
+          if (!forget_lost (self, version, error))
+            return FALSE;
+          continue;
+        }
+      entry = fs_index_lookup (self->index, path, error);
       if (entry == NULL && error != NULL && *error != NULL)
         return FALSE;
       if (entry != NULL && g_strcmp0 (entry->version, version) == 0)
-        continue;
+        {
+          head = remote_head (self, path);
+          if (head != NULL && g_strcmp0 (head->version, version) == 0
+              && !forget_lost (self, version, error))
+            return FALSE;
+          continue;
+        }
       if (!fs_index_version_replaced (self->index, version, &replaced, error))
         return FALSE;
       if (!(replaced ? forget_lost (self, version, error) : retire_lost (self, version, error)))
@@ -2507,7 +2530,7 @@ plan_and_act (FsEngine *self, GPtrArray *paths, GHashTable *local, GHashTable *b
                                     g_hash_table_lookup (local, path), remote_head (self, path));
       g_array_append_val (late, is_late);
     }
-  ok = retire_noted (self, error) && start_transfers (self, paths, actions, error);
+  ok = start_transfers (self, paths, actions, error);
   report_progress (self);
   for (guint pass = 0; pass < 2 && ok; pass++)
     {
@@ -2589,6 +2612,10 @@ plan_and_act (FsEngine *self, GPtrArray *paths, GHashTable *local, GHashTable *b
             }
         }
     }
+  /* Only a whole sync without errors, after every conflict copy here had its
+   * chance to go up: an incremental one does not look at them. */
+  if (ok && n_base != G_MAXUINT && stats->errors == 0)
+    ok = retire_noted (self, error);
   if (ok)
     ok = flush_records (self, error);
   else

@@ -244,6 +244,27 @@ test_index_records_cursors_meta (Fixture *f, gconstpointer data)
   g_assert_no_error (error);
   value = fs_index_get_meta (index, "k");
   g_assert_cmpstr (value, ==, "v2");
+
+  /* Settings by prefix (the engine's lost/VERSION notes), and removal. */
+  {
+    g_autoptr (GHashTable) lost = NULL;
+
+    g_assert_true (fs_index_set_meta (index, "lost/v1", "a.txt", &error));
+    g_assert_true (fs_index_set_meta (index, "lost/v2", "d/b.txt", &error));
+    g_assert_true (fs_index_set_meta (index, "lostx", "not one", &error));
+    lost = fs_index_list_meta (index, "lost/", &error);
+    g_assert_no_error (error);
+    g_assert_cmpuint (g_hash_table_size (lost), ==, 2);
+    g_assert_cmpstr (g_hash_table_lookup (lost, "v1"), ==, "a.txt");
+    g_assert_cmpstr (g_hash_table_lookup (lost, "v2"), ==, "d/b.txt");
+    g_assert_true (fs_index_delete_meta (index, "lost/v1", &error));
+    g_assert_true (fs_index_delete_meta (index, "lost/none", &error));
+    g_clear_pointer (&lost, g_hash_table_unref);
+    lost = fs_index_list_meta (index, "lost/", &error);
+    g_assert_cmpuint (g_hash_table_size (lost), ==, 1);
+    g_assert_true (g_hash_table_contains (lost, "v2"));
+    g_assert_no_error (error);
+  }
 }
 
 static void
