@@ -125,7 +125,7 @@ struct _FsEngine {
   GHashTable *remote;       /* effective path → FsRecord head or NULL (see remote_head()) */
   GHashTable *local;        /* path → FsEntry (scan) */
   GHashTable *actions;      /* path → FsActionType planned for it */
-  GHashTable *lost;         /* paths whose synced version base_lost() found */
+  GHashTable *lost;         /* path → the synced version base_lost() found lost */
   GHashTable *head_versions; /* versions that are heads, read when base_lost() needs them */
   FsIgnore *ignore;         /* the rules of the walk */
   FsSyncStats *stats;
@@ -1592,13 +1592,14 @@ retire_pending (FsEngine *self, const gchar *version)
 
 /* Retires each lost version noted by a sync that did not finish, once its
  * path moved on here. A note whose path is still at that version is this
- * sync's to act on (it is still lost: planned), or stale (its version won
- * the path back meanwhile, or the path is ignored now): forgotten, as the
- * version must then not be deleted. */
+ * sync's to act on (it is still lost: planned) or stale (the version is its
+ * path's head again). A stale note is forgotten, never acted on: so is one
+ * whose version is a head anywhere now, or whose path is ignored now. */
 static gboolean
 retire_noted (FsEngine *self, GError **error)
 {
   g_autoptr(GHashTable) noted = fs_index_list_meta (self->index, LOST_PREFIX, error);
+  g_autoptr(GHashTable) heads = NULL;
   GHashTableIter iter;
   gpointer version, path;
 
@@ -1608,6 +1609,7 @@ retire_noted (FsEngine *self, GError **error)
   while (g_hash_table_iter_next (&iter, &version, &path))
     {
       g_autoptr(FsEntry) entry = NULL;
+      g_autoptr(GError) local_error = NULL;
       const FsRecord *head;
       gboolean replaced = FALSE;
 
@@ -1619,9 +1621,12 @@ retire_noted (FsEngine *self, GError **error)
             return FALSE;
           continue;
         }
-      entry = fs_index_lookup (self->index, path, error);
-      if (entry == NULL && error != NULL && *error != NULL)
-        return FALSE;
+      entry = fs_index_lookup (self->index, path, &local_error);
+      if (local_error != NULL)
+        {
+          g_propagate_error (error, g_steal_pointer (&local_error));
+          return FALSE;
+        }
       if (entry != NULL && g_strcmp0 (entry->version, version) == 0)
         {
           head = remote_head (self, path);
@@ -1632,7 +1637,16 @@ retire_noted (FsEngine *self, GError **error)
         }
       if (!fs_index_version_replaced (self->index, version, &replaced, error))
         return FALSE;
-      if (!(replaced ? forget_lost (self, version, error) : retire_lost (self, version, error)))
+      /* A head again, at its path or under a conflict name: live, and
+       * ending its chain would delete it everywhere. */
+      if (!replaced && heads == NULL && (heads = fs_index_head_versions (self->index, error)) == NULL)
+        return FALSE;
+      if (replaced || g_hash_table_contains (heads, version))
+        {
+          if (!forget_lost (self, version, error))
+            return FALSE;
+        }
+      else if (!retire_lost (self, version, error))
         return FALSE;
     }
   return TRUE;
@@ -2297,7 +2311,8 @@ run_action (FsEngine *self, const gchar *path, FsActionType action, GError **err
   g_autoptr(FsEntry) base = fs_index_lookup (self->index, path, error);
   FsRecord *remote = remote_head (self, path);
 
-  gboolean lost = base != NULL && self->lost != NULL && g_hash_table_contains (self->lost, path);
+  gboolean lost = base != NULL && self->lost != NULL
+                  && g_strcmp0 (g_hash_table_lookup (self->lost, path), base->version) == 0;
   gboolean ok;
 
   if (base == NULL && error != NULL && *error != NULL)
@@ -2496,7 +2511,7 @@ plan_and_act (FsEngine *self, GPtrArray *paths, GHashTable *local, GHashTable *b
           /* Still here unchanged: not to be overwritten or deleted. */
           if (l != NULL && (action == FS_ACTION_DOWNLOAD || action == FS_ACTION_DELETE_LOCAL))
             action = r->deleted ? FS_ACTION_UPLOAD : FS_ACTION_CONFLICT;
-          g_hash_table_add (lost, (gpointer) path);
+          g_hash_table_insert (lost, (gpointer) path, b->version);
         }
       g_array_append_val (actions, action);
       g_array_append_val (touch, stat_changed);
@@ -2612,9 +2627,9 @@ plan_and_act (FsEngine *self, GPtrArray *paths, GHashTable *local, GHashTable *b
             }
         }
     }
-  /* Only a whole sync without errors, after every conflict copy here had its
-   * chance to go up: an incremental one does not look at them. */
-  if (ok && n_base != G_MAXUINT && stats->errors == 0)
+  /* Only a whole sync with no error and nothing deferred, after every
+   * conflict copy here went up: an incremental one does not look at them. */
+  if (ok && n_base != G_MAXUINT && stats->errors == 0 && stats->deferred == 0)
     ok = retire_noted (self, error);
   if (ok)
     ok = flush_records (self, error);

@@ -740,9 +740,9 @@ def test_twin_directory_replaced_while_apart():
 def test_lost_version_retired_after_failed_sync():
     """The sync that keeps a lost version's content (download of the winner,
     conflict copy) fails before its records land: A's journal directory is
-    read-only (a mode, or a read-only bind mount as root). The index remembers the lost version, and the next sync
-    ends its chain, so C keeps no second copy and the deleted path stays
-    deleted."""
+    read-only (a mode, or a read-only bind mount as root). The index
+    remembers the lost version, and the next sync ends its chain, so C
+    keeps no second copy and the deleted path stays deleted."""
     import subprocess
     for attempt in range(40):
         ws, a, b, c = twin_directory_apart("lost-retry-%d" % attempt, None)
@@ -779,20 +779,24 @@ def test_lost_version_retired_after_failed_sync():
 
 def test_stale_lost_note_deletes_nothing():
     """A note of a lost version (lost/VERSION in the index) that no longer
-    holds deletes nothing: its version is the head again, or its path is
-    ignored now. Both notes are forgotten and both files stay everywhere."""
+    holds deletes nothing: its version is its path's head again, or a head
+    elsewhere (a conflict name, say) while its path moved on, or its path is
+    ignored now. The notes are forgotten and the files stay everywhere."""
     import glob
     import sqlite3
     ws, a, b = pair("stale-note")
     write(os.path.join(a.root, "head.txt"), b"the head")
     write(os.path.join(a.root, "later.log"), b"ignored later")
+    write(os.path.join(a.root, "elsewhere.txt"), b"a head elsewhere")
     a.sync()
     b.sync()
     versions = {path: version for path, version, _ in heads_of(a)}
     dbs = glob.glob(os.path.join(a.home, "data", "foldersync", "folders", "*.db"))
     db = sqlite3.connect(dbs[0])
-    for path in ("head.txt", "later.log"):
-        db.execute("INSERT INTO meta (key, value) VALUES (?, ?)", ("lost/" + versions[path], path))
+    for version_of, path in (("head.txt", "head.txt"), ("later.log", "later.log"),
+                             ("elsewhere.txt", "moved-on.txt")):
+        db.execute("INSERT INTO meta (key, value) VALUES (?, ?)",
+                   ("lost/" + versions[version_of], path))
     db.commit()
     write(os.path.join(a.root, ".foldersyncignore"), b"*.log\n")
     a.sync()
@@ -801,7 +805,8 @@ def test_stale_lost_note_deletes_nothing():
     check(notes == [], "notes left: %r" % notes)
     b.sync()
     for dev in (a, b):
-        check(sorted(os.listdir(dev.root)) == [".foldersyncignore", "head.txt", "later.log"],
+        check(sorted(os.listdir(dev.root)) == [".foldersyncignore", "elsewhere.txt", "head.txt",
+                                               "later.log"],
               "%s: %r" % (dev.name, os.listdir(dev.root)))
     check(open(os.path.join(b.root, "later.log"), "rb").read() == b"ignored later", "b: later.log")
     ws.cleanup()
