@@ -1594,7 +1594,15 @@ retire_pending (FsEngine *self, const gchar *version)
  * path moved on here. A note whose path is still at that version is this
  * sync's to act on (it is still lost: planned) or stale (the version is its
  * path's head again). A stale note is forgotten, never acted on: so is one
- * whose version is a head anywhere now, or whose path is ignored now. */
+ * whose version a record replaces already, or that is a head anywhere now,
+ * or whose path is ignored now.
+ *
+ * "A head" is the heads table: the tree as this sync began, plus our own
+ * records that continued a plain chain. On purpose not a tree derived
+ * again here: where this sync deleted or edited the path the lost version
+ * had lost, a fresh derivation may give it the path back (a live record
+ * beats a deletion; ids decide between two live ones), which is the very
+ * flip-back that ending its chain prevents; its content is kept already. */
 static gboolean
 retire_noted (FsEngine *self, GError **error)
 {
@@ -2311,8 +2319,9 @@ run_action (FsEngine *self, const gchar *path, FsActionType action, GError **err
   g_autoptr(FsEntry) base = fs_index_lookup (self->index, path, error);
   FsRecord *remote = remote_head (self, path);
 
-  gboolean lost = base != NULL && self->lost != NULL
-                  && g_strcmp0 (g_hash_table_lookup (self->lost, path), base->version) == 0;
+  const gchar *lost_version = self->lost != NULL ? g_hash_table_lookup (self->lost, path) : NULL;
+  gboolean lost = base != NULL && lost_version != NULL
+                  && g_strcmp0 (lost_version, base->version) == 0;
   gboolean ok;
 
   if (base == NULL && error != NULL && *error != NULL)
