@@ -126,7 +126,7 @@ struct _FsEngine {
   GHashTable *local;        /* path → FsEntry (scan) */
   GHashTable *actions;      /* path → FsActionType planned for it */
   GHashTable *lost;         /* path → the synced version base_lost() found lost */
-  GHashTable *head_versions; /* versions that are heads, read when base_lost() needs them */
+  GHashTable *head_versions; /* versions that are heads (is_head_anywhere()) */
   FsIgnore *ignore;         /* the rules of the walk */
   FsSyncStats *stats;
   GPtrArray *messages;
@@ -194,6 +194,23 @@ record_by_version (FsEngine *self, const gchar *version)
   return record;
 }
 
+/* Whether @version is the head of some path (maybe under a conflict name).
+ * Rare (a version that lost a sibling conflict, mostly): the heads are read
+ * once, when first asked, not scanned per path; planning drops them, as our
+ * records move them. */
+static gboolean
+is_head_anywhere (FsEngine *self, const gchar *version, gboolean *is_head, GError **error)
+{
+  if (self->head_versions == NULL)
+    {
+      self->head_versions = fs_index_head_versions (self->index, error);
+      if (self->head_versions == NULL)
+        return FALSE;
+    }
+  *is_head = g_hash_table_contains (self->head_versions, version);
+  return TRUE;
+}
+
 /* Whether the version this device synced @base with left the remote tree
  * without anything replacing it: two chains of records of one path that did
  * not see each other (a directory two devices made, each then changed on
@@ -209,6 +226,7 @@ base_lost (FsEngine *self, const FsEntry *base, const FsRecord *head, gboolean *
 {
   const FsRecord *ours;
   gboolean replaced = FALSE;
+  gboolean kept = FALSE;
 
   *lost = FALSE;
   if (base == NULL || head == NULL || base->version == NULL
@@ -224,15 +242,9 @@ base_lost (FsEngine *self, const FsEntry *base, const FsRecord *head, gboolean *
     return FALSE;
   if (replaced)
     return TRUE;
-  /* Rare (a version that lost a sibling conflict, mostly): the heads are
-   * read once per sync, not scanned per path. */
-  if (self->head_versions == NULL)
-    {
-      self->head_versions = fs_index_head_versions (self->index, error);
-      if (self->head_versions == NULL)
-        return FALSE;
-    }
-  *lost = !g_hash_table_contains (self->head_versions, base->version);
+  if (!is_head_anywhere (self, base->version, &kept, error))
+    return FALSE;
+  *lost = !kept;
   return TRUE;
 }
 
@@ -1510,17 +1522,26 @@ do_upload (FsEngine *self, const FsEntry *local, const FsRecord *remote, GError 
                         &counts, error);
 }
 
+/* A new deletion record that replaces @of, at @of's own path. */
+static FsRecord *
+deletion_of (const FsRecord *of)
+{
+  FsRecord *record = fs_record_new ();
+
+  record->version = random_id (16);
+  record->replaces = g_strdup (of->version);
+  record->path = g_strdup (of->path);
+  record->kind = of->kind;
+  record->deleted = TRUE;
+  return record;
+}
+
 static gboolean
 do_delete_remote (FsEngine *self, const FsEntry *base, const FsRecord *remote, GError **error)
 {
-  FsRecord *record = fs_record_new ();
+  FsRecord *record = deletion_of (remote);
   const FsSyncStats counts = { .deleted_remote = 1 };
 
-  record->version = random_id (16);
-  record->replaces = g_strdup (remote->version);
-  record->path = g_strdup (remote->path);
-  record->kind = remote->kind;
-  record->deleted = TRUE;
   return commit_record (self, record, NULL, base != NULL ? base->path : remote->path,
                         "deleted-remote", &counts, error);
 }
@@ -1539,18 +1560,11 @@ retire_lost (FsEngine *self, const gchar *version, GError **error)
 {
   const FsRecord *ours = record_by_version (self, version);
   PendingRecord *p;
-  FsRecord *record;
   const FsSyncStats counts = { 0 };
 
   if (ours == NULL)
     return forget_lost (self, version, error);
-  record = fs_record_new ();
-  record->version = random_id (16);
-  record->replaces = g_strdup (ours->version);
-  record->path = g_strdup (ours->path);
-  record->kind = ours->kind;
-  record->deleted = TRUE;
-  if (!commit_record (self, record, NULL, NULL, "deleted-remote", &counts, error))
+  if (!commit_record (self, deletion_of (ours), NULL, NULL, "deleted-remote", &counts, error))
     return FALSE;
   if (self->pending == NULL) /* it filled a segment, which landed */
     return forget_lost (self, version, error);
@@ -1607,7 +1621,6 @@ static gboolean
 retire_noted (FsEngine *self, GError **error)
 {
   g_autoptr(GHashTable) noted = fs_index_list_meta (self->index, LOST_PREFIX, error);
-  g_autoptr(GHashTable) heads = NULL;
   GHashTableIter iter;
   gpointer version, path;
 
@@ -1620,6 +1633,7 @@ retire_noted (FsEngine *self, GError **error)
       g_autoptr(GError) local_error = NULL;
       const FsRecord *head;
       gboolean replaced = FALSE;
+      gboolean is_head = FALSE;
 
       if (retire_pending (self, version))
         continue;
@@ -1647,9 +1661,9 @@ retire_noted (FsEngine *self, GError **error)
         return FALSE;
       /* A head again, at its path or under a conflict name: live, and
        * ending its chain would delete it everywhere. */
-      if (!replaced && heads == NULL && (heads = fs_index_head_versions (self->index, error)) == NULL)
+      if (!replaced && !is_head_anywhere (self, version, &is_head, error))
         return FALSE;
-      if (replaced || g_hash_table_contains (heads, version))
+      if (replaced || is_head)
         {
           if (!forget_lost (self, version, error))
             return FALSE;
@@ -2318,7 +2332,6 @@ run_action (FsEngine *self, const gchar *path, FsActionType action, GError **err
   FsEntry *local = g_hash_table_lookup (self->local, path);
   g_autoptr(FsEntry) base = fs_index_lookup (self->index, path, error);
   FsRecord *remote = remote_head (self, path);
-
   const gchar *lost_version = self->lost != NULL ? g_hash_table_lookup (self->lost, path) : NULL;
   gboolean lost = base != NULL && lost_version != NULL
                   && g_strcmp0 (lost_version, base->version) == 0;
@@ -2501,7 +2514,6 @@ plan_and_act (FsEngine *self, GPtrArray *paths, GHashTable *local, GHashTable *b
       FsActionType action = fs_reconcile (l, b, r);
       FsKind kind = l != NULL ? l->kind : b != NULL ? b->kind : r != NULL ? r->kind : FS_KIND_NONE;
       gboolean stat_changed = l != NULL && b != NULL && !fs_entry_same_stat (l, b);
-
       gboolean lost_here = FALSE;
 
       /* Ignored means no longer synced, in either direction; never deleted. */
